@@ -1,0 +1,31 @@
+//! The vocabulary Carcosa's server and its clients share.
+//!
+//! Everything here is pure data and parsing: identifiers ([`TenantId`], [`ProjectId`], [`EventId`]),
+//! the [`Slug`] rules, the [`Tenant`] snapshot and the [`Event`] that carries it, pagination
+//! cursors, JSON merge patch, API keys and scopes, and the request/response types of REST API v1.
+//! There is no I/O in this crate: no HTTP framework, no database driver, no async runtime. The
+//! server (`carcosa-server`) and the application library (`carcosa`) both build on it, so a value
+//! parsed here means the same thing on both sides of the wire.
+//!
+//! Types at the boundary are built by a `parse` that returns an error; once you hold a [`Slug`]
+//! or a [`TenantName`], it is valid, and nothing downstream checks it again.
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod api_key;
+pub mod cursor;
+pub mod event;
+pub mod id;
+pub mod merge_patch;
+pub mod problem;
+pub mod slug;
+pub mod tenant;
+
+pub use api_key::{ApiKey, Scope};
+pub use cursor::{EventCursor, PageCursor};
+pub use event::{Event, EventType};
+pub use id::{EventId, ProjectId, TenantId};
+pub use problem::Problem;
+pub use slug::Slug;
+pub use tenant::{Metadata, Plan, Tenant, TenantName, TenantStatus};
