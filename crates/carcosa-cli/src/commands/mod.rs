@@ -1,0 +1,29 @@
+//! One module per command.
+
+pub mod key;
+pub mod migrate;
+pub mod project;
+pub mod serve;
+
+use anyhow::Context;
+use carcosa_server::Config;
+use carcosa_server::store::Store;
+
+/// Opens (and migrates) the database the configuration names, with a message that says which.
+pub async fn open(config: &Config) -> anyhow::Result<Store> {
+    carcosa_server::open_store(config).await.with_context(|| {
+        format!(
+            "cannot open the database {}",
+            config.database_url.redacted()
+        )
+    })
+}
+
+/// Writes `value` as one line of JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer(&mut stdout, value)?;
+    writeln!(stdout)?;
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! API key authentication and scopes.
+//!
+//! A handler states the scope it needs in its signature: `auth: Authorized<scope::TenantsWrite>`.
+//! The extractor reads `Authorization: Bearer ck_…`, finds the key, compares the secret's digest
+//! in constant time, refuses revoked keys (401) and keys without the scope (403). The key's
+//! project is the scope of everything the handler does, which is how one project's key never
+//! sees another project's tenants.
+
+use std::marker::PhantomData;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use carcosa_core::{ApiKey, ProjectId, Scope};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::store::now;
+
+/// How stale `last_used_at` may get before a request refreshes it.
+const TOUCH_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// The caller behind a valid API key.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The project the key belongs to.
+    pub project: ProjectId,
+    /// The key's id (safe to log).
+    pub key_id: String,
+    /// Everything the key may do.
+    pub scopes: Vec<Scope>,
+}
+
+/// A scope a handler requires, as a type.
+pub trait RequiredScope: Send + Sync + 'static {
+    /// The scope.
+    const SCOPE: Scope;
+}
+
+/// Marker types for [`Authorized`], one per scope.
+pub mod scope {
+    use super::{RequiredScope, Scope};
+
+    macro_rules! markers {
+        ($($name:ident),* $(,)?) => {$(
+            #[doc = concat!("Requires the `", stringify!($name), "` scope.")]
+            #[derive(Debug)]
+            pub struct $name;
+            impl RequiredScope for $name {
+                const SCOPE: Scope = Scope::$name;
+            }
+        )*};
+    }
+
+    markers!(
+        TenantsRead,
+        TenantsWrite,
+        EventsRead,
+        WebhooksManage,
+        KeysManage,
+        AuditRead
+    );
+}
+
+/// A request authenticated by a key that has scope `S`.
+#[derive(Debug)]
+pub struct Authorized<S: RequiredScope> {
+    /// Who is calling.
+    pub principal: Principal,
+    _scope: PhantomData<S>,
+}
+
+impl<S: RequiredScope> Authorized<S> {
+    /// The project every action of this request is confined to.
+    #[must_use]
+    pub fn project(&self) -> ProjectId {
+        self.principal.project
+    }
+}
+
+impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = authenticate(parts, state).await?;
+        if !principal.scopes.contains(&S::SCOPE) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                "Insufficient scope",
+                format!("this API key lacks the `{}` scope", S::SCOPE),
+            ));
+        }
+        Ok(Self {
+            principal,
+            _scope: PhantomData,
+        })
+    }
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("send an API key as `Authorization: Bearer ck_…`"))?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer ck_…`"))?;
+    let key =
+        ApiKey::parse(token).map_err(|_| ApiError::unauthorized("the API key is malformed"))?;
+    let stored = state.store().find_key(key.key_id()).await?;
+    let Some(stored) = stored.filter(|s| key.matches(&s.secret_hash)) else {
+        return Err(ApiError::unauthorized("unknown API key"));
+    };
+    if stored.key.revoked_at.is_some() {
+        return Err(ApiError::unauthorized("this API key has been revoked"));
+    }
+    let at = now();
+    if stored
+        .key
+        .last_used_at
+        .is_none_or(|last| at - last > TOUCH_EVERY)
+    {
+        let store = state.store().clone();
+        let key_id = stored.key.id.clone();
+        tokio::spawn(async move {
+            if let Err(err) = store.touch_key(&key_id, at).await {
+                tracing::warn!(key_id, error = %err, "could not record key use");
+            }
+        });
+    }
+    Ok(Principal {
+        project: stored.key.project_id,
+        key_id: stored.key.id,
+        scopes: stored.key.scopes,
+    })
+}

@@ -1,0 +1,59 @@
+//! The SQLite backend: one file, WAL mode, one writer connection and a pool of readers.
+//!
+//! SQLite allows one writer at a time; funnelling writes through a single pooled connection keeps
+//! them from failing with `SQLITE_BUSY` inside the process, while readers proceed in parallel on
+//! the WAL snapshot. `synchronous = FULL` makes every commit durable before it is acknowledged.
+//! Other processes (the CLI) wait up to the busy timeout for the write lock.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Sqlite};
+
+use super::StoreOptions;
+
+type Db = Sqlite;
+type Backend = SqliteStore;
+const LIKE_CI: &str = "LIKE";
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The registry on an embedded SQLite database.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: Pool<Sqlite>,
+    reader: Pool<Sqlite>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file `url` names, e.g. `sqlite://carcosa.db`.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, sqlx::Error> {
+        let connect = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    fn writer(&self) -> &Pool<Sqlite> {
+        &self.writer
+    }
+
+    fn reader(&self) -> &Pool<Sqlite> {
+        &self.reader
+    }
+}
+
+include!("sql.rs");
