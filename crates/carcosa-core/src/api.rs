@@ -40,18 +40,32 @@ pub struct TenantIn {
 }
 
 /// The body of `PATCH /v1/tenants/{id}`: every field optional; absent fields are unchanged.
+/// `null` is only meaningful for `plan` (clear it) and `metadata` (clear it); for the other
+/// fields it is refused rather than silently ignored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TenantPatch {
     /// New display name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub name: Option<String>,
     /// New slug (must be free among the project's live tenants).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub slug: Option<String>,
     /// `active` or `suspended` (use `DELETE` to delete).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub status: Option<TenantStatus>,
     /// New plan; `null` clears it.
     #[serde(

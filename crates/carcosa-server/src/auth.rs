@@ -102,10 +102,15 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
 }
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
-    let header = parts
-        .headers
-        .get(header::AUTHORIZATION)
+    let mut headers = parts.headers.get_all(header::AUTHORIZATION).iter();
+    let header = headers
+        .next()
         .ok_or_else(|| ApiError::unauthorized("send an API key as `Authorization: Bearer ck_…`"))?;
+    if headers.next().is_some() {
+        return Err(ApiError::unauthorized(
+            "send exactly one Authorization header",
+        ));
+    }
     let token = header
         .to_str()
         .ok()
