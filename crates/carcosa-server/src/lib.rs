@@ -128,13 +128,23 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 }
 
 /// Serves Carcosa on `listener` until `shutdown` completes, then drains in-flight requests,
-/// stops background work and closes the store.
+/// stops background work and closes the store. Opens (and migrates) the store `config` names.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
+    serve_with_store(store, config, listener, shutdown).await
+}
+
+/// [`serve`] on a store that is already open and migrated (see [`open_store`]).
+pub async fn serve_with_store(
+    store: Store,
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let pruner = tokio::spawn(prune_loop(store.clone(), config.clone(), stop_rx));
     let app = app(AppState::new(store.clone(), &config));

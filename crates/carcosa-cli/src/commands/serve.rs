@@ -15,9 +15,17 @@ pub struct Args {
 /// Serves until a shutdown signal.
 pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     if args.print_config {
-        print!("{}", config.to_redacted_toml());
+        use std::io::Write;
+        std::io::stdout()
+            .lock()
+            .write_all(config.to_redacted_toml().as_bytes())?;
         return Ok(());
     }
+    // Listen for signals before anything else, so a SIGTERM that arrives during start-up still
+    // means "stop gracefully".
+    let shutdown = shutdown_signal()?;
+    // The database is ready (migrated) before the banner says the server is.
+    let store = super::open(&config).await?;
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
         format!(
             "cannot listen on {} (set CARCOSA_LISTEN or `listen` in the config file)",
@@ -32,36 +40,31 @@ No project yet? Create one (it prints an API key):\n    carcosa project create -
         version = env!("CARGO_PKG_VERSION"),
     );
     tracing::info!(%address, database, "carcosa started");
-    carcosa_server::serve(config, listener, shutdown_signal()).await?;
+    carcosa_server::serve_with_store(store, config, listener, shutdown).await?;
     tracing::info!("carcosa stopped");
     Ok(())
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
+/// Registers for SIGINT (Ctrl-C) and SIGTERM now; the future completes on either.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
+}
+
+/// Completes on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
 }

@@ -1,1 +1,5 @@
+//! End-to-end tests of the `carcosa` binary: the real executable, a real database, a real server.
 
+mod commands;
+mod quickstart;
+mod support;

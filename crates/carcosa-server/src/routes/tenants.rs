@@ -275,10 +275,10 @@ pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
 
 /// Reads a path segment as a tenant id or a slug. Text that is neither cannot name a tenant.
 fn tenant_ref(text: &str) -> Result<TenantRef, ApiError> {
-    if text.starts_with(TenantId::PREFIX) {
-        if let Ok(id) = TenantId::parse(text) {
-            return Ok(TenantRef::Id(id));
-        }
+    if text.starts_with(TenantId::PREFIX)
+        && let Ok(id) = TenantId::parse(text)
+    {
+        return Ok(TenantRef::Id(id));
     }
     Slug::parse(text)
         .map(TenantRef::Slug)

@@ -158,7 +158,7 @@ pub struct Written {
 #[derive(Debug, Clone)]
 pub enum CreateOutcome {
     /// A new tenant was written.
-    Created(Written),
+    Created(Box<Written>),
     /// The key was used before with the same request: its recorded response.
     Replayed(StoredResponse),
 }

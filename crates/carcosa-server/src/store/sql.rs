@@ -28,6 +28,7 @@ use super::{
 type DbRow = <Db as sqlx::Database>::Row;
 type Tx = Transaction<'static, Db>;
 
+const MIGRATE_ATTEMPTS: u64 = 5;
 const TENANT_COLUMNS: &str =
     "id, slug, name, status, plan, metadata, version, created_at, updated_at, deleted_at";
 const EVENT_COLUMNS: &str = "seq, id, event_type, occurred_at, tenant";
@@ -37,8 +38,21 @@ const KEY_COLUMNS: &str =
 impl Backend {
     /// Applies the embedded migrations that have not run yet.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(self.writer()).await?;
-        Ok(())
+        // Two processes starting on a fresh database (a server and a CLI command) may race to
+        // apply the same migration; PostgreSQL serialises them with an advisory lock, SQLite
+        // cannot. The loser's transaction rolls back, and on the next attempt it finds the
+        // migration recorded and skips it. A genuine failure fails every attempt.
+        let mut attempt = 1;
+        loop {
+            match MIGRATOR.run(self.writer()).await {
+                Ok(()) => return Ok(()),
+                Err(_) if attempt < MIGRATE_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
     }
 
     /// Whether the database answers and every embedded migration has been applied.
@@ -236,7 +250,7 @@ impl Backend {
                 .await?;
         }
         tx.commit().await?;
-        Ok(CreateOutcome::Created(Written { tenant, event: Some(event) }))
+        Ok(CreateOutcome::Created(Box::new(Written { tenant, event: Some(event) })))
     }
 
     pub(crate) async fn get_tenant(
