@@ -13,9 +13,7 @@ use serde_json::Value;
 
 use crate::slug::InvalidSlug;
 use crate::tenant::{InvalidField, rfc3339, rfc3339_opt};
-use crate::{
-    Event, EventCursor, Metadata, Plan, ProjectId, Scope, Slug, Tenant, TenantName, TenantStatus,
-};
+use crate::{Event, EventCursor, Metadata, Plan, ProjectId, Scope, Slug, Tenant, TenantName, TenantStatus};
 
 /// The body of `POST /v1/tenants`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -47,40 +45,20 @@ pub struct TenantIn {
 #[serde(deny_unknown_fields)]
 pub struct TenantPatch {
     /// New display name.
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// New slug (must be free among the project's live tenants).
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub slug: Option<String>,
     /// `active` or `suspended` (use `DELETE` to delete).
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub status: Option<TenantStatus>,
     /// New plan; `null` clears it.
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, nullable))]
     pub plan: Option<Option<String>>,
     /// A JSON merge patch (RFC 7396) applied to the metadata: keys set to `null` are removed.
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Value>,
 }
@@ -109,11 +87,7 @@ pub struct FieldError {
 
 impl FieldError {
     fn new(code: &'static str, field: &'static str, message: impl ToString) -> Self {
-        Self {
-            code,
-            field,
-            message: message.to_string(),
-        }
+        Self { code, field, message: message.to_string() }
     }
 
     fn slug(err: &InvalidSlug) -> Self {
@@ -143,14 +117,8 @@ pub struct NewTenant {
 impl TenantIn {
     /// Checks every field; `max_metadata_bytes` bounds the serialized metadata.
     pub fn validate(self, max_metadata_bytes: usize) -> Result<NewTenant, FieldError> {
-        let name =
-            TenantName::parse(&self.name).map_err(FieldError::field("invalid_name", "name"))?;
-        let slug = self
-            .slug
-            .as_deref()
-            .map(Slug::parse)
-            .transpose()
-            .map_err(|e| FieldError::slug(&e))?;
+        let name = TenantName::parse(&self.name).map_err(FieldError::field("invalid_name", "name"))?;
+        let slug = self.slug.as_deref().map(Slug::parse).transpose().map_err(|e| FieldError::slug(&e))?;
         let status = match self.status.unwrap_or(TenantStatus::Active) {
             TenantStatus::Deleted => {
                 return Err(FieldError::new(
@@ -172,13 +140,7 @@ impl TenantIn {
             Some(value) => Metadata::parse(value, max_metadata_bytes)
                 .map_err(FieldError::field("invalid_metadata", "metadata"))?,
         };
-        Ok(NewTenant {
-            name,
-            slug,
-            status,
-            plan,
-            metadata,
-        })
+        Ok(NewTenant { name, slug, status, plan, metadata })
     }
 }
 
@@ -207,12 +169,7 @@ impl TenantPatch {
             .map(TenantName::parse)
             .transpose()
             .map_err(FieldError::field("invalid_name", "name"))?;
-        let slug = self
-            .slug
-            .as_deref()
-            .map(Slug::parse)
-            .transpose()
-            .map_err(|e| FieldError::slug(&e))?;
+        let slug = self.slug.as_deref().map(Slug::parse).transpose().map_err(|e| FieldError::slug(&e))?;
         if self.status == Some(TenantStatus::Deleted) {
             return Err(FieldError::new(
                 "invalid_status",
@@ -223,9 +180,9 @@ impl TenantPatch {
         let plan = match self.plan {
             None => None,
             Some(None) => Some(None),
-            Some(Some(text)) => Some(Some(
-                Plan::parse(&text).map_err(FieldError::field("invalid_plan", "plan"))?,
-            )),
+            Some(Some(text)) => {
+                Some(Some(Plan::parse(&text).map_err(FieldError::field("invalid_plan", "plan"))?))
+            }
         };
         if let Some(patch) = &self.metadata
             && !(patch.is_object() || patch.is_null())
@@ -236,13 +193,7 @@ impl TenantPatch {
                 "metadata must be a JSON object (a merge patch) or null",
             ));
         }
-        Ok(TenantChanges {
-            name,
-            slug,
-            status: self.status,
-            plan,
-            metadata_patch: self.metadata,
-        })
+        Ok(TenantChanges { name, slug, status: self.status, plan, metadata_patch: self.metadata })
     }
 }
 
@@ -320,10 +271,7 @@ mod tests {
 
     #[test]
     fn a_minimal_create_request_validates() {
-        let checked = tenant_in(json!({"name": "Acme"}))
-            .unwrap()
-            .validate(1024)
-            .unwrap();
+        let checked = tenant_in(json!({"name": "Acme"})).unwrap().validate(1024).unwrap();
         assert_eq!(checked.name.as_str(), "Acme");
         assert_eq!(checked.slug, None);
         assert_eq!(checked.status, TenantStatus::Active);
@@ -343,10 +291,7 @@ mod tests {
             (json!({"name": "A", "status": "deleted"}), "invalid_status"),
             (json!({"name": "A", "plan": ""}), "invalid_plan"),
             (json!({"name": "A", "metadata": [1]}), "invalid_metadata"),
-            (
-                json!({"name": "A", "metadata": {"k": "x".repeat(2000)}}),
-                "invalid_metadata",
-            ),
+            (json!({"name": "A", "metadata": {"k": "x".repeat(2000)}}), "invalid_metadata"),
         ];
         for (body, code) in cases {
             let err = tenant_in(body.clone()).unwrap().validate(1024).unwrap_err();
@@ -359,8 +304,7 @@ mod tests {
         let absent: TenantPatch = serde_json::from_value(json!({})).unwrap();
         assert_eq!(absent.plan, None);
         assert_eq!(absent.metadata, None);
-        let null: TenantPatch =
-            serde_json::from_value(json!({"plan": null, "metadata": null})).unwrap();
+        let null: TenantPatch = serde_json::from_value(json!({"plan": null, "metadata": null})).unwrap();
         assert_eq!(null.plan, Some(None));
         assert_eq!(null.metadata, Some(Value::Null));
         let checked = null.validate().unwrap();

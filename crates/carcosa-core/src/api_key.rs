@@ -126,18 +126,12 @@ impl ApiKey {
         let rest = value.strip_prefix(PREFIX).ok_or(MalformedKey)?;
         let (key_id, secret) = rest.split_once('_').ok_or(MalformedKey)?;
         let id_ok = key_id.len() == KEY_ID_LEN
-            && key_id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        let secret_ok =
-            secret.len() == SECRET_LEN && secret.bytes().all(|b| b.is_ascii_alphanumeric());
+            && key_id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let secret_ok = secret.len() == SECRET_LEN && secret.bytes().all(|b| b.is_ascii_alphanumeric());
         if !(id_ok && secret_ok) {
             return Err(MalformedKey);
         }
-        Ok(Self {
-            key_id: key_id.to_owned(),
-            secret: secret.to_owned(),
-        })
+        Ok(Self { key_id: key_id.to_owned(), secret: secret.to_owned() })
     }
 
     /// The public part, safe to log and show.

@@ -90,13 +90,9 @@ impl PageCursor {
 
     /// Reads a cursor produced by [`PageCursor::encode`].
     pub fn decode(value: &str) -> Result<Self, InvalidCursor> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(value.trim())
-            .map_err(|_| invalid(value))?;
+        let bytes = URL_SAFE_NO_PAD.decode(value.trim()).map_err(|_| invalid(value))?;
         let text = String::from_utf8(bytes).map_err(|_| invalid(value))?;
-        let id = text
-            .strip_prefix(PAGE_CURSOR_VERSION)
-            .ok_or_else(|| invalid(value))?;
+        let id = text.strip_prefix(PAGE_CURSOR_VERSION).ok_or_else(|| invalid(value))?;
         let after = TenantId::parse(id).map_err(|_| invalid(value))?;
         Ok(Self { after })
     }
@@ -116,29 +112,16 @@ mod tests {
 
     #[test]
     fn malformed_event_cursors_are_rejected() {
-        for bad in [
-            "",
-            "-1",
-            "abc",
-            "1.5",
-            "99999999999999999999999",
-            "+3",
-            "0x10",
-        ] {
+        for bad in ["", "-1", "abc", "1.5", "99999999999999999999999", "+3", "0x10"] {
             assert!(EventCursor::parse(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn page_cursors_round_trip() {
-        let cursor = PageCursor {
-            after: TenantId::generate(),
-        };
+        let cursor = PageCursor { after: TenantId::generate() };
         let text = cursor.encode();
-        assert!(
-            text.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        );
+        assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_eq!(PageCursor::decode(&text).unwrap(), cursor);
     }
 
@@ -147,13 +130,7 @@ mod tests {
         let id = TenantId::generate();
         let wrong_version = URL_SAFE_NO_PAD.encode(format!("t0:{id}"));
         let not_an_id = URL_SAFE_NO_PAD.encode("t1:ten_nope");
-        for bad in [
-            "",
-            "!!!",
-            "dDE6",
-            wrong_version.as_str(),
-            not_an_id.as_str(),
-        ] {
+        for bad in ["", "!!!", "dDE6", wrong_version.as_str(), not_an_id.as_str()] {
             assert!(PageCursor::decode(bad).is_err(), "{bad:?}");
         }
     }

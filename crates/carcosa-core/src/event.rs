@@ -26,11 +26,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type, in a stable order.
-    pub const ALL: [Self; 3] = [
-        Self::TenantCreated,
-        Self::TenantUpdated,
-        Self::TenantDeleted,
-    ];
+    pub const ALL: [Self; 3] = [Self::TenantCreated, Self::TenantUpdated, Self::TenantDeleted];
 
     /// The type as stored and sent: `tenant.created`, …
     #[must_use]

@@ -1,4 +1,4 @@
-//! Prefixed, sortable identifiers: `ten_…`, `evt_…`, `prj_…`.
+//! Prefixed, sortable identifiers: `ten_…`, `evt_…`, `prj_…`, `ep_…`, `dlv_…`.
 //!
 //! Each id is a type prefix followed by a ULID in Crockford base32 (26 characters, upper case as
 //! generated; parsing accepts either case and normalises to upper). ULIDs sort by creation time,
@@ -12,9 +12,7 @@ use ulid::Ulid;
 
 /// Why a string is not a valid identifier of the expected kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "`{value}` is not a valid {kind} id (expected `{prefix}` followed by 26 base32 characters)"
-)]
+#[error("`{value}` is not a valid {kind} id (expected `{prefix}` followed by 26 base32 characters)")]
 pub struct InvalidId {
     /// The kind of id that was expected ("tenant", "event", …).
     pub kind: &'static str,
@@ -128,6 +126,19 @@ prefixed_id!(
     "project"
 );
 
+prefixed_id!(
+    /// A webhook endpoint's id (`ep_…`).
+    EndpointId,
+    "ep_",
+    "webhook endpoint"
+);
+prefixed_id!(
+    /// A webhook delivery's id (`dlv_…`): one event on its way to one endpoint.
+    DeliveryId,
+    "dlv_",
+    "delivery"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,13 +169,7 @@ mod tests {
 
     #[test]
     fn garbage_is_rejected() {
-        for bad in [
-            "",
-            "ten_",
-            "ten_123",
-            "acme",
-            "ten_!!!!!!!!!!!!!!!!!!!!!!!!!!",
-        ] {
+        for bad in ["", "ten_", "ten_123", "acme", "ten_!!!!!!!!!!!!!!!!!!!!!!!!!!"] {
             assert!(TenantId::parse(bad).is_err(), "{bad:?} should not parse");
         }
     }

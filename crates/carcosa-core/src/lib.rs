@@ -15,17 +15,19 @@
 pub mod api;
 pub mod api_key;
 pub mod cursor;
+pub mod endpoint;
 pub mod event;
 pub mod id;
 pub mod merge_patch;
 pub mod problem;
 pub mod slug;
 pub mod tenant;
+pub mod webhook;
 
 pub use api_key::{ApiKey, Scope};
 pub use cursor::{EventCursor, PageCursor};
 pub use event::{Event, EventType};
-pub use id::{EventId, ProjectId, TenantId};
+pub use id::{DeliveryId, EndpointId, EventId, ProjectId, TenantId};
 pub use problem::Problem;
 pub use slug::Slug;
 pub use tenant::{Metadata, Plan, Tenant, TenantName, TenantStatus};

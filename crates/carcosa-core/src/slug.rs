@@ -75,9 +75,8 @@ impl Slug {
         if len > MAX_LEN {
             return Err(InvalidSlug::TooLong(len));
         }
-        if let Some(bad) = value
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+        if let Some(bad) =
+            value.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
         {
             return Err(InvalidSlug::BadCharacter(bad));
         }
@@ -120,11 +119,7 @@ impl Slug {
     pub fn with_suffix(&self, n: u32) -> Self {
         let suffix = format!("-{n}");
         let base = truncate_label(&self.0, MAX_LEN - suffix.len());
-        let base = if base.is_empty() {
-            "tenant".to_owned()
-        } else {
-            base
-        };
+        let base = if base.is_empty() { "tenant".to_owned() } else { base };
         Self(format!("{base}{suffix}"))
     }
 
@@ -202,12 +197,7 @@ impl ReservedSlugs {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Self(
-            words
-                .into_iter()
-                .map(|w| w.as_ref().to_ascii_lowercase())
-                .collect(),
-        )
+        Self(words.into_iter().map(|w| w.as_ref().to_ascii_lowercase()).collect())
     }
 
     /// Whether `slug` is reserved.
@@ -229,15 +219,7 @@ mod tests {
 
     #[test]
     fn plain_slugs_parse() {
-        for ok in [
-            "a",
-            "acme",
-            "acme-corp",
-            "a1",
-            "123",
-            "a-b-c",
-            &"a".repeat(63),
-        ] {
+        for ok in ["a", "acme", "acme-corp", "a1", "123", "a-b-c", &"a".repeat(63)] {
             assert_eq!(Slug::parse(ok).unwrap().as_str(), ok);
         }
     }
@@ -319,19 +301,13 @@ mod tests {
         let s100 = base.with_suffix(100);
         assert_eq!(s100.as_str().len(), 63);
         assert!(Slug::parse(s100.as_str()).is_ok());
-        assert_eq!(
-            Slug::parse("acme").unwrap().with_suffix(3).as_str(),
-            "acme-3"
-        );
+        assert_eq!(Slug::parse("acme").unwrap().with_suffix(3).as_str(), "acme-3");
     }
 
     #[test]
     fn suffix_truncation_does_not_leave_a_double_hyphen() {
         let base = Slug::parse(&format!("{}-b", "a".repeat(60))).unwrap();
-        assert_eq!(
-            base.with_suffix(10).as_str(),
-            format!("{}-10", "a".repeat(60))
-        );
+        assert_eq!(base.with_suffix(10).as_str(), format!("{}-10", "a".repeat(60)));
     }
 
     #[test]

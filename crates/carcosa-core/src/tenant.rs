@@ -87,9 +87,7 @@ impl TenantName {
             )));
         }
         if trimmed.chars().any(char::is_control) {
-            return Err(InvalidField(
-                "name cannot contain control characters".into(),
-            ));
+            return Err(InvalidField("name cannot contain control characters".into()));
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -116,9 +114,7 @@ impl Plan {
     pub fn parse(value: &str) -> Result<Self, InvalidField> {
         let trimmed = value.trim();
         if trimmed.is_empty() {
-            return Err(InvalidField(
-                "plan cannot be empty (send null to clear it)".into(),
-            ));
+            return Err(InvalidField("plan cannot be empty (send null to clear it)".into()));
         }
         let chars = trimmed.chars().count();
         if chars > MAX_PLAN_CHARS {
@@ -127,9 +123,7 @@ impl Plan {
             )));
         }
         if trimmed.chars().any(char::is_control) {
-            return Err(InvalidField(
-                "plan cannot contain control characters".into(),
-            ));
+            return Err(InvalidField("plan cannot contain control characters".into()));
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -228,9 +222,7 @@ pub mod rfc3339 {
     /// Accepts any RFC 3339 timestamp and converts it to UTC.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let text = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&text)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(serde::de::Error::custom)
+        DateTime::parse_from_rfc3339(&text).map(|t| t.with_timezone(&Utc)).map_err(serde::de::Error::custom)
     }
 }
 
@@ -302,11 +294,7 @@ mod tests {
 
     #[test]
     fn statuses_round_trip() {
-        for s in [
-            TenantStatus::Active,
-            TenantStatus::Suspended,
-            TenantStatus::Deleted,
-        ] {
+        for s in [TenantStatus::Active, TenantStatus::Suspended, TenantStatus::Deleted] {
             assert_eq!(s.as_str().parse::<TenantStatus>().unwrap(), s);
             assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
         }

@@ -52,14 +52,7 @@ pub mod scope {
         )*};
     }
 
-    markers!(
-        TenantsRead,
-        TenantsWrite,
-        EventsRead,
-        WebhooksManage,
-        KeysManage,
-        AuditRead
-    );
+    markers!(TenantsRead, TenantsWrite, EventsRead, WebhooksManage, KeysManage, AuditRead);
 }
 
 /// A request authenticated by a key that has scope `S`.
@@ -81,10 +74,7 @@ impl<S: RequiredScope> Authorized<S> {
 impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let principal = authenticate(parts, state).await?;
         if !principal.scopes.contains(&S::SCOPE) {
             return Err(ApiError::new(
@@ -94,10 +84,7 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
                 format!("this API key lacks the `{}` scope", S::SCOPE),
             ));
         }
-        Ok(Self {
-            principal,
-            _scope: PhantomData,
-        })
+        Ok(Self { principal, _scope: PhantomData })
     }
 }
 
@@ -107,21 +94,15 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
         .next()
         .ok_or_else(|| ApiError::unauthorized("send an API key as `Authorization: Bearer ck_…`"))?;
     if headers.next().is_some() {
-        return Err(ApiError::unauthorized(
-            "send exactly one Authorization header",
-        ));
+        return Err(ApiError::unauthorized("send exactly one Authorization header"));
     }
     let token = header
         .to_str()
         .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer ck_…`"))?;
-    let key =
-        ApiKey::parse(token).map_err(|_| ApiError::unauthorized("the API key is malformed"))?;
+    let key = ApiKey::parse(token).map_err(|_| ApiError::unauthorized("the API key is malformed"))?;
     let stored = state.store().find_key(key.key_id()).await?;
     let Some(stored) = stored.filter(|s| key.matches(&s.secret_hash)) else {
         return Err(ApiError::unauthorized("unknown API key"));
@@ -130,11 +111,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
         return Err(ApiError::unauthorized("this API key has been revoked"));
     }
     let at = now();
-    if stored
-        .key
-        .last_used_at
-        .is_none_or(|last| at - last > TOUCH_EVERY)
-    {
+    if stored.key.last_used_at.is_none_or(|last| at - last > TOUCH_EVERY) {
         let store = state.store().clone();
         let key_id = stored.key.id.clone();
         tokio::spawn(async move {
@@ -143,9 +120,5 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
             }
         });
     }
-    Ok(Principal {
-        project: stored.key.project_id,
-        key_id: stored.key.id,
-        scopes: stored.key.scopes,
-    })
+    Ok(Principal { project: stored.key.project_id, key_id: stored.key.id, scopes: stored.key.scopes })
 }

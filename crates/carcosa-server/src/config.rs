@@ -12,9 +12,20 @@
 //! | `max_metadata_bytes` | `CARCOSA_MAX_METADATA_BYTES` | `16384` |
 //! | `reserved_slugs` | `CARCOSA_RESERVED_SLUGS` (comma-separated) | `admin, api, app, www, …` |
 //! | `log_format` | `CARCOSA_LOG_FORMAT` | `text` (or `json`) |
+//! | `master_key` | `CARCOSA_MASTER_KEY` | unset (base64 of 32 bytes) |
+//! | `master_key_file` | `CARCOSA_MASTER_KEY_FILE` | unset (`carcosa.key` beside a SQLite database) |
+//! | `webhook_timeout_secs` | `CARCOSA_WEBHOOK_TIMEOUT_SECS` | `15` |
+//! | `webhook_retry_schedule` | `CARCOSA_WEBHOOK_RETRY_SCHEDULE` | `0s,5s,5m,30m,2h,5h,10h,10h` |
+//! | `webhook_max_in_flight` | `CARCOSA_WEBHOOK_MAX_IN_FLIGHT` | `64` |
+//! | `webhook_max_in_flight_per_endpoint` | `CARCOSA_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT` | `8` |
+//! | `webhook_disable_after_hours` | `CARCOSA_WEBHOOK_DISABLE_AFTER_HOURS` | `120` (5 days failing) |
+//! | `webhook_secret_grace_hours` | `CARCOSA_WEBHOOK_SECRET_GRACE_HOURS` | `24` |
+//! | `webhook_allow_private` | `CARCOSA_WEBHOOK_ALLOW_PRIVATE` | `false` |
+//! | `webhook_allow_cidrs` | `CARCOSA_WEBHOOK_ALLOW_CIDRS` (comma-separated) | none |
+//! | `webhook_poll_interval_ms` | `CARCOSA_WEBHOOK_POLL_INTERVAL_MS` | `1000` |
 //!
-//! The database URL may hold a password: it is wrapped in [`DatabaseUrl`], whose `Debug` and
-//! [`Config::to_redacted_toml`] hide it.
+//! The database URL may hold a password and the master key is a secret: [`DatabaseUrl`] and
+//! [`SecretString`] hide them from `Debug`, and [`Config::to_redacted_toml`] prints neither.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -49,6 +60,28 @@ pub struct Config {
     pub reserved_slugs: Vec<String>,
     /// `text` for people, `json` for log collectors.
     pub log_format: LogFormat,
+    /// The key that encrypts secrets at rest: base64 of 32 bytes.
+    pub master_key: Option<SecretString>,
+    /// A file holding the master key (base64); generated when missing.
+    pub master_key_file: Option<std::path::PathBuf>,
+    /// How long one webhook attempt may take.
+    pub webhook_timeout_secs: u64,
+    /// Delays before each attempt (`0s` = at once), comma-separated: `s`, `m`, `h`, `ms`.
+    pub webhook_retry_schedule: String,
+    /// Deliveries in flight at once, over all endpoints.
+    pub webhook_max_in_flight: u32,
+    /// Deliveries in flight at once to one endpoint.
+    pub webhook_max_in_flight_per_endpoint: u32,
+    /// An endpoint failing continuously this long is disabled.
+    pub webhook_disable_after_hours: u32,
+    /// How long the previous secret keeps signing after a rotation.
+    pub webhook_secret_grace_hours: u32,
+    /// Allow endpoints on loopback and private addresses (local development, tests).
+    pub webhook_allow_private: bool,
+    /// Networks allowed even though private (e.g. `10.1.0.0/16`).
+    pub webhook_allow_cidrs: Vec<String>,
+    /// How often the dispatcher looks for due deliveries when nothing wakes it.
+    pub webhook_poll_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -64,6 +97,17 @@ impl Default for Config {
             max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
             reserved_slugs: DEFAULT_RESERVED.iter().map(|s| (*s).to_owned()).collect(),
             log_format: LogFormat::Text,
+            master_key: None,
+            master_key_file: None,
+            webhook_timeout_secs: 15,
+            webhook_retry_schedule: "0s,5s,5m,30m,2h,5h,10h,10h".into(),
+            webhook_max_in_flight: 64,
+            webhook_max_in_flight_per_endpoint: 8,
+            webhook_disable_after_hours: 120,
+            webhook_secret_grace_hours: 24,
+            webhook_allow_private: false,
+            webhook_allow_cidrs: Vec::new(),
+            webhook_poll_interval_ms: 1000,
         }
     }
 }
@@ -115,27 +159,24 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let mut table = toml::Table::try_from(Self::default()).expect("the defaults serialize");
+        // Optional keys have no default value to learn their kind from: they are text.
+        for key in ["master_key", "master_key_file"] {
+            table.entry(key).or_insert_with(|| toml::Value::String(String::new()));
+        }
         if let Some(path) = path {
             let shown = path.display().to_string();
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+            let file: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
                 path: shown.clone(),
-                source,
+                message: e.to_string(),
             })?;
-            let file: toml::Table =
-                text.parse()
-                    .map_err(|e: toml::de::Error| ConfigError::Parse {
-                        path: shown.clone(),
-                        message: e.to_string(),
-                    })?;
             table.extend(file);
             // Check the file on its own first, so its mistakes are reported against it.
             table
                 .clone()
                 .try_into::<Self>()
-                .map_err(|e| ConfigError::Parse {
-                    path: shown,
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| ConfigError::Parse { path: shown, message: e.to_string() })?;
         }
         for (var, value) in env {
             let Some(key) = var.strip_prefix("CARCOSA_").map(str::to_ascii_lowercase) else {
@@ -144,23 +185,56 @@ impl Config {
             let Some(current) = table.get(&key) else {
                 continue;
             };
-            let parsed = env_value(current, &value).map_err(|message| ConfigError::Env {
-                var: var.clone(),
-                message,
-            })?;
+            let parsed = env_value(current, &value)
+                .map_err(|message| ConfigError::Env { var: var.clone(), message })?;
             table.insert(key, parsed);
             table
                 .clone()
                 .try_into::<Self>()
-                .map_err(|e| ConfigError::Env {
-                    var: var.clone(),
-                    message: e.message().to_owned(),
-                })?;
+                .map_err(|e| ConfigError::Env { var: var.clone(), message: e.message().to_owned() })?;
         }
-        table.try_into::<Self>().map_err(|e| ConfigError::Parse {
-            path: "(merged)".into(),
-            message: e.to_string(),
-        })
+        for key in ["master_key", "master_key_file"] {
+            if table.get(key).and_then(toml::Value::as_str) == Some("") {
+                table.remove(key);
+            }
+        }
+        let config = table
+            .try_into::<Self>()
+            .map_err(|e| ConfigError::Parse { path: "(merged)".into(), message: e.to_string() })?;
+        config
+            .retry_schedule()
+            .map_err(|message| ConfigError::Env { var: "webhook_retry_schedule".into(), message })?;
+        config
+            .allowed_networks()
+            .map_err(|message| ConfigError::Env { var: "webhook_allow_cidrs".into(), message })?;
+        Ok(config)
+    }
+
+    /// The parsed retry schedule: the delay before each attempt.
+    pub fn retry_schedule(&self) -> Result<Vec<Duration>, String> {
+        let schedule = self
+            .webhook_retry_schedule
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(parse_duration)
+            .collect::<Result<Vec<_>, _>>()?;
+        if schedule.is_empty() {
+            return Err("the retry schedule needs at least one entry (e.g. 0s)".into());
+        }
+        Ok(schedule)
+    }
+
+    /// The parsed CIDR allow-list.
+    pub fn allowed_networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.webhook_allow_cidrs
+            .iter()
+            .map(|c| {
+                c.trim()
+                    .parse::<ipnet::IpNet>()
+                    .map_err(|_| format!("`{c}` is not a network (e.g. 10.1.0.0/16)"))
+            })
+            .collect()
     }
 
     /// The effective configuration as TOML, with the database password replaced by `***`.
@@ -168,6 +242,7 @@ impl Config {
     pub fn to_redacted_toml(&self) -> String {
         let mut shown = self.clone();
         shown.database_url = DatabaseUrl(shown.database_url.redacted());
+        shown.master_key = shown.master_key.map(|_| SecretString("***".into()));
         toml::to_string(&shown).expect("the config serializes")
     }
 
@@ -204,6 +279,39 @@ fn env_value(current: &toml::Value, text: &str) -> Result<toml::Value, String> {
                 .collect(),
         )),
         _ => Ok(toml::Value::String(text.to_owned())),
+    }
+}
+
+/// Parses `250ms`, `5s`, `5m`, `2h`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration (e.g. 5s, 5m, 2h)"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("`{text}` is not a duration (e.g. 5s, 5m, 2h)")),
+    }
+}
+
+/// A secret setting; `Debug` hides it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretString(pub String);
+
+impl SecretString {
+    /// The secret itself.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretString(***)")
     }
 }
 
@@ -252,10 +360,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
@@ -270,11 +375,7 @@ mod tests {
     fn the_environment_overrides_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("carcosa.toml");
-        std::fs::write(
-            &path,
-            "listen = \"0.0.0.0:9000\"\nevent_retention_days = 7\n",
-        )
-        .unwrap();
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nevent_retention_days = 7\n").unwrap();
         let config = Config::load(
             Some(&path),
             env(&[
@@ -295,10 +396,7 @@ mod tests {
         let err = Config::load(None, env(&[("CARCOSA_LISTEN", "nowhere")])).unwrap_err();
         assert!(err.to_string().contains("CARCOSA_LISTEN"), "{err}");
         let err = Config::load(None, env(&[("CARCOSA_EVENT_RETENTION_DAYS", "soon")])).unwrap_err();
-        assert!(
-            err.to_string().contains("CARCOSA_EVENT_RETENTION_DAYS"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("CARCOSA_EVENT_RETENTION_DAYS"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "lisen = \"x\"\n").unwrap();
@@ -307,22 +405,41 @@ mod tests {
     }
 
     #[test]
+    fn retry_schedules_and_networks_parse() {
+        let config =
+            Config::load(None, env(&[("CARCOSA_WEBHOOK_RETRY_SCHEDULE", "0s,250ms,1m,2h")])).unwrap();
+        assert_eq!(
+            config.retry_schedule().unwrap(),
+            [Duration::ZERO, Duration::from_millis(250), Duration::from_secs(60), Duration::from_secs(7200)]
+        );
+        assert_eq!(Config::default().retry_schedule().unwrap().len(), 8);
+        assert!(Config::load(None, env(&[("CARCOSA_WEBHOOK_RETRY_SCHEDULE", "soon")])).is_err());
+        assert!(Config::load(None, env(&[("CARCOSA_WEBHOOK_RETRY_SCHEDULE", "")])).is_err());
+        let nets =
+            Config::load(None, env(&[("CARCOSA_WEBHOOK_ALLOW_CIDRS", "10.1.0.0/16, fd00::/8")])).unwrap();
+        assert_eq!(nets.allowed_networks().unwrap().len(), 2);
+        assert!(Config::load(None, env(&[("CARCOSA_WEBHOOK_ALLOW_CIDRS", "10.1.0.0")])).is_err());
+        assert!(Config::load(None, env(&[("CARCOSA_WEBHOOK_ALLOW_PRIVATE", "yes")])).is_err());
+        let on = Config::load(None, env(&[("CARCOSA_WEBHOOK_ALLOW_PRIVATE", "true")])).unwrap();
+        assert!(on.webhook_allow_private);
+    }
+
+    #[test]
+    fn the_master_key_is_never_printed() {
+        let config = Config::load(None, env(&[("CARCOSA_MASTER_KEY", "c2VjcmV0c2VjcmV0")])).unwrap();
+        assert_eq!(config.master_key.as_ref().unwrap().expose(), "c2VjcmV0c2VjcmV0");
+        assert!(!config.to_redacted_toml().contains("c2VjcmV0c2VjcmV0"));
+        assert!(!format!("{config:?}").contains("c2VjcmV0c2VjcmV0"));
+    }
+
+    #[test]
     fn passwords_are_redacted() {
         let url = DatabaseUrl("postgres://carcosa:s3cret@db:5432/carcosa?sslmode=require".into());
-        assert_eq!(
-            url.redacted(),
-            "postgres://carcosa:***@db:5432/carcosa?sslmode=require"
-        );
+        assert_eq!(url.redacted(), "postgres://carcosa:***@db:5432/carcosa?sslmode=require");
         assert!(!format!("{url:?}").contains("s3cret"));
-        let config = Config {
-            database_url: url,
-            ..Config::default()
-        };
+        let config = Config { database_url: url, ..Config::default() };
         assert!(!config.to_redacted_toml().contains("s3cret"));
-        assert_eq!(
-            DatabaseUrl("sqlite://carcosa.db".into()).redacted(),
-            "sqlite://carcosa.db"
-        );
+        assert_eq!(DatabaseUrl("sqlite://carcosa.db".into()).redacted(), "sqlite://carcosa.db");
         assert_eq!(
             DatabaseUrl("postgres://root@localhost/db".into()).redacted(),
             "postgres://root@localhost/db"

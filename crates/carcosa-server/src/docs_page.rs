@@ -56,11 +56,8 @@ struct Operation<'a> {
 
 impl Operation<'_> {
     fn anchor(&self) -> String {
-        let slug: String = self
-            .path
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
+        let slug: String =
+            self.path.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
         format!("{}{slug}", self.method)
     }
 }
@@ -72,11 +69,7 @@ fn operations(spec: &Value) -> Vec<Operation<'_>> {
         for (path, item) in paths {
             for method in METHODS {
                 if item.get(method).is_some() {
-                    ops.push(Operation {
-                        path: path.clone(),
-                        method,
-                        body: &item[method],
-                    });
+                    ops.push(Operation { path: path.clone(), method, body: &item[method] });
                 }
             }
         }
@@ -95,35 +88,20 @@ fn render_operation(out: &mut String, op: &Operation<'_>) {
         p = esc(&op.path),
         s = esc(&text(&body["summary"])),
     );
-    for para in text(&body["description"])
-        .split("\n\n")
-        .filter(|p| !p.trim().is_empty())
-    {
+    for para in text(&body["description"]).split("\n\n").filter(|p| !p.trim().is_empty()) {
         let _ = write!(out, "<p>{}</p>", code_spans(&esc(para)));
     }
     if let Some(security) = body["security"].as_array() {
-        let scopes: Vec<String> = security
-            .iter()
-            .filter_map(|s| s["api_key"].as_array())
-            .flatten()
-            .map(text)
-            .collect();
+        let scopes: Vec<String> =
+            security.iter().filter_map(|s| s["api_key"].as_array()).flatten().map(text).collect();
         if !scopes.is_empty() {
-            let _ = write!(
-                out,
-                "<p class=\"scope\">Scope: <code>{}</code></p>",
-                esc(&scopes.join(", "))
-            );
+            let _ = write!(out, "<p class=\"scope\">Scope: <code>{}</code></p>", esc(&scopes.join(", ")));
         }
     }
     if let Some(params) = body["parameters"].as_array().filter(|p| !p.is_empty()) {
         out.push_str("<h3>Parameters</h3><table><thead><tr><th>Name</th><th>In</th><th>Type</th><th>Description</th></tr></thead><tbody>");
         for param in params {
-            let required = if param["required"].as_bool() == Some(true) {
-                " <em>required</em>"
-            } else {
-                ""
-            };
+            let required = if param["required"].as_bool() == Some(true) { " <em>required</em>" } else { "" };
             let _ = write!(
                 out,
                 "<tr><td><code>{}</code>{required}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -138,12 +116,7 @@ fn render_operation(out: &mut String, op: &Operation<'_>) {
     if let Some(content) = body["requestBody"]["content"].as_object() {
         out.push_str("<h3>Request body</h3><ul>");
         for (media, media_body) in content {
-            let _ = write!(
-                out,
-                "<li><code>{}</code>: {}</li>",
-                esc(media),
-                type_link(&media_body["schema"])
-            );
+            let _ = write!(out, "<li><code>{}</code>: {}</li>", esc(media), type_link(&media_body["schema"]));
         }
         out.push_str("</ul>");
     }
@@ -175,19 +148,12 @@ fn render_operation(out: &mut String, op: &Operation<'_>) {
 }
 
 fn render_schema(out: &mut String, name: &str, schema: &Value) {
-    let _ = write!(
-        out,
-        "<section class=\"schema\" id=\"schema-{n}\"><h3>{n}</h3>",
-        n = esc(name)
-    );
+    let _ = write!(out, "<section class=\"schema\" id=\"schema-{n}\"><h3>{n}</h3>", n = esc(name));
     if let Some(description) = schema["description"].as_str() {
         let _ = write!(out, "<p>{}</p>", code_spans(&esc(description)));
     }
     if let Some(values) = schema["enum"].as_array() {
-        let values: Vec<String> = values
-            .iter()
-            .map(|v| format!("<code>{}</code>", esc(&text(v))))
-            .collect();
+        let values: Vec<String> = values.iter().map(|v| format!("<code>{}</code>", esc(&text(v)))).collect();
         let _ = write!(out, "<p>One of: {}</p>", values.join(", "));
     }
     if let Some(variants) = schema["oneOf"].as_array() {
@@ -205,15 +171,9 @@ fn render_schema(out: &mut String, name: &str, schema: &Value) {
             .as_array()
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        out.push_str(
-            "<table><thead><tr><th>Field</th><th>Type</th><th>Description</th></tr></thead><tbody>",
-        );
+        out.push_str("<table><thead><tr><th>Field</th><th>Type</th><th>Description</th></tr></thead><tbody>");
         for (field, property) in properties {
-            let mark = if required.contains(&field.as_str()) {
-                " <em>required</em>"
-            } else {
-                ""
-            };
+            let mark = if required.contains(&field.as_str()) { " <em>required</em>" } else { "" };
             let _ = write!(
                 out,
                 "<tr><td><code>{}</code>{mark}</td><td>{}</td><td>{}</td></tr>",
@@ -238,11 +198,7 @@ fn type_link(schema: &Value) -> String {
     }
     for key in ["oneOf", "anyOf", "allOf"] {
         if let Some(variants) = schema[key].as_array() {
-            return variants
-                .iter()
-                .map(type_link)
-                .collect::<Vec<_>>()
-                .join(" or ");
+            return variants.iter().map(type_link).collect::<Vec<_>>().join(" or ");
         }
     }
     esc(&type_name(schema))
@@ -255,11 +211,9 @@ fn type_name(schema: &Value) -> String {
             None => t.clone(),
         },
         Value::Array(types) => types.iter().map(text).collect::<Vec<_>>().join(" | "),
-        _ if schema.get("$ref").is_some() => text(&schema["$ref"])
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
+        _ if schema.get("$ref").is_some() => {
+            text(&schema["$ref"]).rsplit('/').next().unwrap_or_default().to_owned()
+        }
         _ => "any".to_owned(),
     }
 }

@@ -30,42 +30,22 @@ impl ApiError {
         title: &'static str,
         detail: impl Into<String>,
     ) -> Self {
-        Self {
-            status,
-            code,
-            title,
-            detail: detail.into(),
-        }
+        Self { status, code, title, detail: detail.into() }
     }
 
     /// 400 `invalid_query`.
     pub fn invalid_query(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "Invalid query parameter",
-            detail,
-        )
+        Self::new(StatusCode::BAD_REQUEST, "invalid_query", "Invalid query parameter", detail)
     }
 
     /// 400 `invalid_header`.
     pub fn invalid_header(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_header",
-            "Invalid header",
-            detail,
-        )
+        Self::new(StatusCode::BAD_REQUEST, "invalid_header", "Invalid header", detail)
     }
 
     /// 401 `unauthorized`.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Missing or invalid API key",
-            detail,
-        )
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Missing or invalid API key", detail)
     }
 
     /// 404 `not_found`.
@@ -99,12 +79,7 @@ impl ApiError {
     /// The problem document.
     #[must_use]
     pub fn problem(&self) -> Problem {
-        Problem::new(
-            self.status.as_u16(),
-            self.code,
-            self.title,
-            self.detail.clone(),
-        )
+        Problem::new(self.status.as_u16(), self.code, self.title, self.detail.clone())
     }
 }
 
@@ -118,9 +93,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
         let mut response = (self.status, body).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
         response
     }
 }

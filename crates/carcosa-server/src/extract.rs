@@ -109,12 +109,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
             .await
             .map(|axum::extract::Path(value)| ApiPath(value))
             .map_err(|rejection| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_path",
-                    "Invalid path",
-                    rejection.body_text(),
-                )
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", "Invalid path", rejection.body_text())
             })
     }
 }
@@ -135,20 +130,13 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
             return Ok(Self(None));
         }
         let tag = text.strip_prefix("W/").unwrap_or(text);
-        let tag = tag
-            .strip_prefix('"')
-            .and_then(|t| t.strip_suffix('"'))
-            .unwrap_or(tag);
-        tag.parse::<i64>()
-            .ok()
-            .filter(|v| *v >= 1)
-            .map(|v| Self(Some(v)))
-            .ok_or_else(|| {
-                ApiError::invalid_header(format!(
-                    "If-Match must be a tenant's ETag such as \"3\" (got {:?})",
-                    text.chars().take(40).collect::<String>()
-                ))
-            })
+        let tag = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(tag);
+        tag.parse::<i64>().ok().filter(|v| *v >= 1).map(|v| Self(Some(v))).ok_or_else(|| {
+            ApiError::invalid_header(format!(
+                "If-Match must be a tenant's ETag such as \"3\" (got {:?})",
+                text.chars().take(40).collect::<String>()
+            ))
+        })
     }
 }
 

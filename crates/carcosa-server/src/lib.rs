@@ -12,10 +12,13 @@
 
 pub mod auth;
 pub mod config;
+pub mod dispatcher;
 mod docs_page;
 pub mod error;
 pub mod extract;
 pub mod routes;
+pub mod secrets;
+pub mod ssrf;
 pub mod store;
 
 use std::future::Future;
@@ -32,8 +35,11 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 pub use config::Config;
+use dispatcher::{DispatchSettings, Dispatcher};
 use error::ApiError;
 use routes::ops::PublishedSpec;
+use secrets::SecretBox;
+use ssrf::AddressPolicy;
 use store::{Store, StoreOptions, WriteRules};
 
 /// What every handler can reach: the store and the rules from configuration. Cheap to clone.
@@ -47,23 +53,44 @@ struct StateInner {
     store: Store,
     rules: WriteRules,
     max_body_bytes: usize,
+    secrets: SecretBox,
+    address_policy: Arc<AddressPolicy>,
+    secret_grace: chrono::TimeDelta,
 }
 
 impl AppState {
-    /// State over `store`, with the rules `config` sets.
-    #[must_use]
-    pub fn new(store: Store, config: &Config) -> Self {
-        let rules = WriteRules {
-            reserved: config.reserved(),
-            max_metadata_bytes: config.max_metadata_bytes,
-        };
-        Self {
+    /// State over `store`, with the rules `config` sets, sealing secrets with `secrets`.
+    pub fn new(store: Store, config: &Config, secrets: SecretBox) -> anyhow::Result<Self> {
+        let rules = WriteRules { reserved: config.reserved(), max_metadata_bytes: config.max_metadata_bytes };
+        let networks = config.allowed_networks().map_err(anyhow::Error::msg)?;
+        Ok(Self {
             inner: Arc::new(StateInner {
                 store,
                 rules,
                 max_body_bytes: config.max_body_bytes,
+                secrets,
+                address_policy: Arc::new(AddressPolicy::new(config.webhook_allow_private, networks)),
+                secret_grace: chrono::TimeDelta::hours(i64::from(config.webhook_secret_grace_hours)),
             }),
-        }
+        })
+    }
+
+    /// Seals and opens secrets at rest.
+    #[must_use]
+    pub fn secrets(&self) -> &SecretBox {
+        &self.inner.secrets
+    }
+
+    /// Where webhooks may connect.
+    #[must_use]
+    pub fn address_policy(&self) -> &Arc<AddressPolicy> {
+        &self.inner.address_policy
+    }
+
+    /// How long a rotated-out secret keeps signing.
+    #[must_use]
+    pub fn secret_grace(&self) -> chrono::TimeDelta {
+        self.inner.secret_grace
     }
 
     /// The store.
@@ -83,20 +110,12 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let (router, mut openapi) = routes::router().split_for_parts();
     routes::add_common_errors(&mut openapi);
-    let json = openapi
-        .to_pretty_json()
-        .expect("the OpenAPI document serializes");
-    let value: serde_json::Value =
-        serde_json::from_str(&json).expect("the OpenAPI document is JSON");
-    let spec = Arc::new(PublishedSpec {
-        html: docs_page::render(&value),
-        json,
-    });
+    let json = openapi.to_pretty_json().expect("the OpenAPI document serializes");
+    let value: serde_json::Value = serde_json::from_str(&json).expect("the OpenAPI document is JSON");
+    let spec = Arc::new(PublishedSpec { html: docs_page::render(&value), json });
     let max_body = state.inner.max_body_bytes;
     router
-        .fallback(|| async {
-            ApiError::not_found("no such route; see /docs for the API reference")
-        })
+        .fallback(|| async { ApiError::not_found("no such route; see /docs for the API reference") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -107,21 +126,17 @@ pub fn app(state: AppState) -> Router {
         })
         .layer(Extension(spec))
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(CatchPanicLayer::custom(
-            |_panic: Box<dyn std::any::Any + Send>| -> Response {
-                ApiError::internal(&"a request handler panicked").into_response()
-            },
-        ))
+        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| -> Response {
+            ApiError::internal(&"a request handler panicked").into_response()
+        }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
 /// Opens the store `config` names and applies pending migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let options = StoreOptions {
-        max_connections: config.database_max_connections,
-        ..StoreOptions::default()
-    };
+    let options =
+        StoreOptions { max_connections: config.database_max_connections, ..StoreOptions::default() };
     let store = Store::connect(config.database_url.expose(), &options).await?;
     store.migrate().await?;
     Ok(store)
@@ -145,16 +160,55 @@ pub async fn serve_with_store(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let secrets = SecretBox::from_config(&config)?;
+    let state = AppState::new(store.clone(), &config, secrets.clone())?;
+    let settings = DispatchSettings::from_config(&config).map_err(anyhow::Error::msg)?;
+    let dispatcher = Dispatcher::new(store.clone(), secrets, state.address_policy().clone(), settings)?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let pruner = tokio::spawn(prune_loop(store.clone(), config.clone(), stop_rx));
-    let app = app(AppState::new(store.clone(), &config));
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(prune_loop(store.clone(), config.clone(), stop_rx.clone()));
+    background.spawn(dispatcher.run(stop_rx.clone()));
+    if let Store::Postgres(pg) = &store {
+        background.spawn(listen_for_deliveries(pg.clone(), store.delivery_waker(), stop_rx));
+    }
+    let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
     let _ = stop_tx.send(true);
-    let _ = pruner.await;
+    while background.join_next().await.is_some() {}
     store.close().await;
     result.map_err(Into::into)
+}
+
+/// Wakes this replica's dispatcher whenever any replica commits deliveries (PostgreSQL
+/// `LISTEN`). Notifications missed while reconnecting are covered by the dispatcher's polling.
+async fn listen_for_deliveries(
+    store: store::PgStore,
+    wake: Arc<tokio::sync::Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let mut listener = match store.delivery_listener().await {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot LISTEN for new deliveries; relying on polling, retrying in 5 s");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+        };
+        loop {
+            tokio::select! {
+                received = listener.recv() => match received {
+                    Ok(_) => wake.notify_one(),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "LISTEN connection lost; reconnecting");
+                        break;
+                    }
+                },
+                _ = stop.changed() => return,
+            }
+        }
+    }
 }
 
 /// Removes expired events and idempotency records, at start and then every
@@ -165,14 +219,12 @@ async fn prune_loop(store: Store, config: Config, mut stop: watch::Receiver<bool
     let key_retention = chrono::TimeDelta::hours(i64::from(config.idempotency_retention_hours));
     loop {
         let now = chrono::Utc::now();
-        match store
-            .prune(now - event_retention, now - key_retention)
-            .await
-        {
-            Ok(report) if report.events + report.idempotency_keys > 0 => {
+        match store.prune(now - event_retention, now - key_retention).await {
+            Ok(report) if report.events + report.idempotency_keys + report.deliveries > 0 => {
                 tracing::info!(
                     events = report.events,
                     idempotency_keys = report.idempotency_keys,
+                    deliveries = report.deliveries,
                     "pruned expired records"
                 );
             }

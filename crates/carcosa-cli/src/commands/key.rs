@@ -43,19 +43,12 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     let store = super::open(&config).await?;
     let result = async {
         match command {
-            Parsed::Create {
-                project,
-                scopes,
-                label,
-            } => {
+            Parsed::Create { project, scopes, label } => {
                 let (key, secret) = store
                     .create_key(project, &scopes, label.as_deref())
                     .await
                     .map_err(|e| not_found(e, || format!("no project {project}")))?;
-                eprintln!(
-                    "created key {}; keep it safe, it is not shown again",
-                    key.id
-                );
+                eprintln!("created key {}; keep it safe, it is not shown again", key.id);
                 super::print_json(&json!({"key": key, "api_key": secret.expose()}))
             }
             Parsed::List { project } => {
@@ -81,28 +74,16 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 enum Parsed {
-    Create {
-        project: ProjectId,
-        scopes: Vec<Scope>,
-        label: Option<String>,
-    },
-    List {
-        project: ProjectId,
-    },
-    Revoke {
-        key_id: String,
-    },
+    Create { project: ProjectId, scopes: Vec<Scope>, label: Option<String> },
+    List { project: ProjectId },
+    Revoke { key_id: String },
 }
 
 impl Parsed {
     fn from(command: Command) -> anyhow::Result<Self> {
         let project_id = |text: &str| ProjectId::parse(text.trim()).context("--project");
         Ok(match command {
-            Command::Create {
-                project,
-                scopes,
-                label,
-            } => Self::Create {
+            Command::Create { project, scopes, label } => Self::Create {
                 project: project_id(&project)?,
                 scopes: scopes
                     .iter()
@@ -112,12 +93,8 @@ impl Parsed {
                     .context("--scope")?,
                 label,
             },
-            Command::List { project } => Self::List {
-                project: project_id(&project)?,
-            },
-            Command::Revoke { key_id } => Self::Revoke {
-                key_id: key_id.trim().to_owned(),
-            },
+            Command::List { project } => Self::List { project: project_id(&project)? },
+            Command::Revoke { key_id } => Self::Revoke { key_id: key_id.trim().to_owned() },
         })
     }
 }

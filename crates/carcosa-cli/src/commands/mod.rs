@@ -11,12 +11,9 @@ use carcosa_server::store::Store;
 
 /// Opens (and migrates) the database the configuration names, with a message that says which.
 pub async fn open(config: &Config) -> anyhow::Result<Store> {
-    carcosa_server::open_store(config).await.with_context(|| {
-        format!(
-            "cannot open the database {}",
-            config.database_url.redacted()
-        )
-    })
+    carcosa_server::open_store(config)
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database_url.redacted()))
 }
 
 /// Writes `value` as one line of JSON on stdout.

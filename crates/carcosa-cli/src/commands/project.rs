@@ -36,11 +36,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 &json!({"project": {"id": project.id, "name": project.name}, "api_key": secret.expose()}),
             )
         }
-        Command::List => store
-            .list_projects()
-            .await?
-            .iter()
-            .try_for_each(super::print_json),
+        Command::List => store.list_projects().await?.iter().try_for_each(super::print_json),
     };
     store.close().await;
     result

@@ -16,9 +16,7 @@ pub struct Args {
 pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     if args.print_config {
         use std::io::Write;
-        std::io::stdout()
-            .lock()
-            .write_all(config.to_redacted_toml().as_bytes())?;
+        std::io::stdout().lock().write_all(config.to_redacted_toml().as_bytes())?;
         return Ok(());
     }
     // Listen for signals before anything else, so a SIGTERM that arrives during start-up still
@@ -27,10 +25,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     // The database is ready (migrated) before the banner says the server is.
     let store = super::open(&config).await?;
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
-        format!(
-            "cannot listen on {} (set CARCOSA_LISTEN or `listen` in the config file)",
-            config.listen
-        )
+        format!("cannot listen on {} (set CARCOSA_LISTEN or `listen` in the config file)", config.listen)
     })?;
     let address = listener.local_addr()?;
     let database = config.database_url.redacted();

@@ -50,28 +50,14 @@ fn keys_are_created_listed_and_revoked() {
     ]));
     assert!(created.status.success(), "{}", stderr(&created));
     let created: Value = serde_json::from_str(&stdout(&created)).unwrap();
-    assert_eq!(
-        created["key"]["scopes"],
-        serde_json::json!(["tenants:read", "events:read"])
-    );
+    assert_eq!(created["key"]["scopes"], serde_json::json!(["tenants:read", "events:read"]));
     let key_id = created["key"]["id"].as_str().unwrap();
-    assert!(
-        created["api_key"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("ck_{key_id}_"))
-    );
+    assert!(created["api_key"].as_str().unwrap().starts_with(&format!("ck_{key_id}_")));
 
     let listed = run(carcosa(dir.path()).args(["key", "list", "--project", id]));
-    let keys: Vec<Value> = stdout(&listed)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let keys: Vec<Value> = stdout(&listed).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(keys.len(), 2, "the project's first key and the new one");
-    assert!(
-        !stdout(&listed).contains(created["api_key"].as_str().unwrap()),
-        "secrets are never listed"
-    );
+    assert!(!stdout(&listed).contains(created["api_key"].as_str().unwrap()), "secrets are never listed");
 
     let revoked = run(carcosa(dir.path()).args(["key", "revoke", key_id]));
     assert!(revoked.status.success(), "{}", stderr(&revoked));
@@ -90,36 +76,13 @@ fn mistakes_get_readable_errors_and_change_nothing() {
     let project = create_project(dir.path(), "Mistakes");
     let id = project["project"]["id"].as_str().unwrap();
     let cases: [(&[&str], &str); 6] = [
+        (&["key", "create", "--project", id, "--scope", "tenants:admin"], "not a scope"),
+        (&["key", "create", "--project", "acme", "--scope", "tenants:read"], "not a valid project id"),
         (
-            &["key", "create", "--project", id, "--scope", "tenants:admin"],
-            "not a scope",
-        ),
-        (
-            &[
-                "key",
-                "create",
-                "--project",
-                "acme",
-                "--scope",
-                "tenants:read",
-            ],
-            "not a valid project id",
-        ),
-        (
-            &[
-                "key",
-                "create",
-                "--project",
-                "prj_01JDQ3V6Z8K4M2N7P9R1S3T5W7",
-                "--scope",
-                "tenants:read",
-            ],
+            &["key", "create", "--project", "prj_01JDQ3V6Z8K4M2N7P9R1S3T5W7", "--scope", "tenants:read"],
             "no project",
         ),
-        (
-            &["key", "list", "--project", "prj_01JDQ3V6Z8K4M2N7P9R1S3T5W7"],
-            "no project",
-        ),
+        (&["key", "list", "--project", "prj_01JDQ3V6Z8K4M2N7P9R1S3T5W7"], "no project"),
         (&["key", "revoke", "nosuchkey"], "no key"),
         (&["project", "create", "--name", "  "], "--name"),
     ];
@@ -131,43 +94,22 @@ fn mistakes_get_readable_errors_and_change_nothing() {
         assert!(!err.contains("panicked"), "{err}");
     }
     let listed = run(carcosa(dir.path()).args(["key", "list", "--project", id]));
-    assert_eq!(
-        stdout(&listed).lines().count(),
-        1,
-        "no key was created by the failed commands"
-    );
+    assert_eq!(stdout(&listed).lines().count(), 1, "no key was created by the failed commands");
 
     let bad_url = run(carcosa(dir.path()).args(["--database-url", "mysql://nope", "migrate"]));
     assert!(!bad_url.status.success());
-    assert!(
-        stderr(&bad_url).contains("unsupported database URL"),
-        "{}",
-        stderr(&bad_url)
-    );
-    let bad_env = run(carcosa(dir.path())
-        .args(["migrate"])
-        .env("CARCOSA_EVENT_RETENTION_DAYS", "soon"));
-    assert!(
-        stderr(&bad_env).contains("CARCOSA_EVENT_RETENTION_DAYS"),
-        "{}",
-        stderr(&bad_env)
-    );
+    assert!(stderr(&bad_url).contains("unsupported database URL"), "{}", stderr(&bad_url));
+    let bad_env = run(carcosa(dir.path()).args(["migrate"]).env("CARCOSA_EVENT_RETENTION_DAYS", "soon"));
+    assert!(stderr(&bad_env).contains("CARCOSA_EVENT_RETENTION_DAYS"), "{}", stderr(&bad_env));
 }
 
 #[test]
 fn print_config_shows_the_effective_config_without_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("carcosa.toml"),
-        "event_retention_days = 7\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("carcosa.toml"), "event_retention_days = 7\n").unwrap();
     let output = run(carcosa(dir.path())
         .args(["serve", "--print-config", "--config", "carcosa.toml"])
-        .env(
-            "CARCOSA_DATABASE_URL",
-            "postgres://carcosa:hunter2@db/carcosa",
-        )
+        .env("CARCOSA_DATABASE_URL", "postgres://carcosa:hunter2@db/carcosa")
         .env("CARCOSA_LISTEN", "0.0.0.0:9999"));
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
@@ -181,27 +123,14 @@ fn print_config_shows_the_effective_config_without_secrets() {
 fn serve_reports_a_busy_port_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let busy = run(carcosa(dir.path())
-        .arg("serve")
-        .env("CARCOSA_LISTEN", &server.address));
+    let busy = run(carcosa(dir.path()).arg("serve").env("CARCOSA_LISTEN", &server.address));
     assert!(!busy.status.success());
-    assert!(
-        stderr(&busy).contains("cannot listen on"),
-        "{}",
-        stderr(&busy)
-    );
+    assert!(stderr(&busy).contains("cannot listen on"), "{}", stderr(&busy));
     let stopped = server.stop();
     let log = stopped.log;
-    assert!(
-        stopped.status.success(),
-        "exit: {:?}\n{log}",
-        stopped.status
-    );
+    assert!(stopped.status.success(), "exit: {:?}\n{log}", stopped.status);
     assert!(log.contains("is listening on http://"), "{log}");
-    assert!(
-        log.contains("carcosa project create"),
-        "the banner says how to start: {log}"
-    );
+    assert!(log.contains("carcosa project create"), "the banner says how to start: {log}");
     assert!(log.contains("carcosa stopped"), "{log}");
 }
 
@@ -211,10 +140,8 @@ fn migrate_and_projects_work_on_postgres() {
     let admin = std::env::var("CARCOSA_TEST_POSTGRES_URL").expect("CARCOSA_TEST_POSTGRES_URL");
     let name = format!("carcosa_cli_{}", std::process::id());
     let psql = |sql: &str| {
-        let status = std::process::Command::new("psql")
-            .args([admin.as_str(), "-qc", sql])
-            .status()
-            .expect("psql");
+        let status =
+            std::process::Command::new("psql").args([admin.as_str(), "-qc", sql]).status().expect("psql");
         assert!(status.success(), "{sql}");
     };
     psql(&format!("DROP DATABASE IF EXISTS {name}"));
@@ -228,9 +155,6 @@ fn migrate_and_projects_work_on_postgres() {
         .args(["project", "create", "--name", "On PG"])
         .env("CARCOSA_DATABASE_URL", &url));
     assert!(created.status.success(), "{}", stderr(&created));
-    assert!(
-        !dir.path().join("carcosa.db").exists(),
-        "no SQLite file when PostgreSQL is configured"
-    );
+    assert!(!dir.path().join("carcosa.db").exists(), "no SQLite file when PostgreSQL is configured");
     psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
 }

@@ -7,9 +7,7 @@ use crate::support::Server;
 /// The shell block between the quickstart markers of README.md.
 fn quickstart_script() -> String {
     let readme = include_str!("../../../../README.md");
-    let start = readme
-        .find("<!-- quickstart:start -->")
-        .expect("start marker");
+    let start = readme.find("<!-- quickstart:start -->").expect("start marker");
     let end = readme.find("<!-- quickstart:end -->").expect("end marker");
     let block = &readme[start..end];
     let body_start = block.find("```sh\n").expect("sh block") + "```sh\n".len();
@@ -22,19 +20,12 @@ fn the_readme_quick_start_works_as_written() {
     let script = quickstart_script();
     // Two substitutions only: the built binary instead of `cargo run`, and the test's port.
     let cargo_run = "cargo run -q --release --";
-    assert!(
-        script.contains(cargo_run),
-        "the quick start runs the CLI through cargo"
-    );
-    assert!(
-        Command::new("curl").arg("--version").output().is_ok(),
-        "the quick start needs curl"
-    );
+    assert!(script.contains(cargo_run), "the quick start runs the CLI through cargo");
+    assert!(Command::new("curl").arg("--version").output().is_ok(), "the quick start needs curl");
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let script = script
-        .replace(cargo_run, env!("CARGO_BIN_EXE_carcosa"))
-        .replace("127.0.0.1:8700", &server.address);
+    let script =
+        script.replace(cargo_run, env!("CARGO_BIN_EXE_carcosa")).replace("127.0.0.1:8700", &server.address);
     let output = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
         .current_dir(dir.path())
@@ -52,8 +43,7 @@ fn the_readme_quick_start_works_as_written() {
     assert!(stdout.contains("\"plan\":\"pro\""), "{stdout}");
     assert!(stdout.contains("\"seats\":25"), "{stdout}");
     assert!(
-        stdout.contains("\"type\":\"tenant.created\"")
-            && stdout.contains("\"type\":\"tenant.updated\""),
+        stdout.contains("\"type\":\"tenant.created\"") && stdout.contains("\"type\":\"tenant.updated\""),
         "{stdout}"
     );
     assert!(!stdout.contains("\"code\":"), "no step failed: {stdout}");

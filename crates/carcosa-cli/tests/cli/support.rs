@@ -58,14 +58,9 @@ impl Server {
         let (address_tx, address_rx) = std::sync::mpsc::channel();
         let log = std::thread::spawn(move || {
             let mut log = String::new();
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(address) = line
-                    .trim()
-                    .strip_prefix("Carcosa ")
-                    .and_then(|l| l.split("http://").nth(1))
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(address) =
+                    line.trim().strip_prefix("Carcosa ").and_then(|l| l.split("http://").nth(1))
                 {
                     let _ = address_tx.send(address.trim().to_owned());
                 }
@@ -79,33 +74,19 @@ impl Server {
             .expect("carcosa serve did not report its address");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(&address).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "carcosa serve is not accepting connections"
-            );
+            assert!(Instant::now() < deadline, "carcosa serve is not accepting connections");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Self {
-            child,
-            address,
-            log: Some(log),
-        }
+        Self { child, address, log: Some(log) }
     }
 
     /// Sends SIGTERM and waits for the process to exit.
     pub fn stop(mut self) -> Stopped {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
+        let status =
+            Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
         assert!(status.success());
         let status = self.child.wait().expect("wait for carcosa serve");
-        let log = self
-            .log
-            .take()
-            .expect("log reader")
-            .join()
-            .expect("log reader");
+        let log = self.log.take().expect("log reader").join().expect("log reader");
         Stopped { status, log }
     }
 }

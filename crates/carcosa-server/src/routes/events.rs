@@ -54,26 +54,9 @@ async fn list_events(
     ApiQuery(query): ApiQuery<FeedQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
     let limit = page_limit(query.limit)?;
-    let after = query
-        .after
-        .as_deref()
-        .map(EventCursor::parse)
-        .transpose()
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_cursor",
-                "Invalid cursor",
-                e.to_string(),
-            )
-        })?;
-    let (data, next_cursor, has_more) = state
-        .store()
-        .list_events(auth.project(), after, limit)
-        .await?;
-    Ok(Json(EventPage {
-        data,
-        next_cursor,
-        has_more,
-    }))
+    let after = query.after.as_deref().map(EventCursor::parse).transpose().map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "Invalid cursor", e.to_string())
+    })?;
+    let (data, next_cursor, has_more) = state.store().list_events(auth.project(), after, limit).await?;
+    Ok(Json(EventPage { data, next_cursor, has_more }))
 }

@@ -6,6 +6,7 @@
 pub mod events;
 pub mod ops;
 pub mod tenants;
+pub mod webhooks;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, Ref, ResponseBuilder};
@@ -26,6 +27,7 @@ Errors are `application/problem+json` with a stable `code`.",
     tags(
         (name = "tenants", description = "Create, read, update, delete and list tenants."),
         (name = "events", description = "The changes feed: every tenant change, numbered without gaps."),
+        (name = "webhooks", description = "Endpoints that receive every tenant change, signed (Standard Webhooks), with retries, a delivery log and replay."),
         (name = "operations", description = "Health, readiness and this description."),
     )
 )]
@@ -36,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(tenants::router())
         .merge(events::router())
+        .merge(webhooks::router())
         .merge(ops::router())
 }
 
@@ -64,52 +67,28 @@ impl Modify for SecurityAndCommonErrors {
 /// `Modify` hook above runs before them).
 pub fn add_common_errors(openapi: &mut OpenApiDoc) {
     let common = [
-        (
-            "401",
-            "`unauthorized`: missing, malformed, unknown or revoked API key",
-        ),
-        (
-            "403",
-            "`insufficient_scope`: the key lacks the scope this call needs",
-        ),
-        (
-            "500",
-            "`internal_error`: the server failed; the cause is logged, never returned",
-        ),
-        (
-            "503",
-            "`unavailable`: the database is busy or unreachable; retry",
-        ),
+        ("401", "`unauthorized`: missing, malformed, unknown or revoked API key"),
+        ("403", "`insufficient_scope`: the key lacks the scope this call needs"),
+        ("500", "`internal_error`: the server failed; the cause is logged, never returned"),
+        ("503", "`unavailable`: the database is busy or unreachable; retry"),
     ];
     for (path, item) in &mut openapi.paths.paths {
         if !path.starts_with("/v1/") {
             continue;
         }
-        let operations = [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.patch,
-            &mut item.delete,
-        ];
+        let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
         for operation in operations.into_iter().flatten() {
             for (status, description) in common {
-                operation
-                    .responses
-                    .responses
-                    .entry(status.to_owned())
-                    .or_insert_with(|| {
-                        ResponseBuilder::new()
-                            .description(description)
-                            .content(
-                                carcosa_core::problem::CONTENT_TYPE,
-                                ContentBuilder::new()
-                                    .schema(Some(Ref::from_schema_name("Problem")))
-                                    .build(),
-                            )
-                            .build()
-                            .into()
-                    });
+                operation.responses.responses.entry(status.to_owned()).or_insert_with(|| {
+                    ResponseBuilder::new()
+                        .description(description)
+                        .content(
+                            carcosa_core::problem::CONTENT_TYPE,
+                            ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+                        )
+                        .build()
+                        .into()
+                });
             }
         }
     }

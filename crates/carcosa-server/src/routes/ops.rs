@@ -44,10 +44,7 @@ struct Health {
 /// Liveness: the process is up and serving HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive", body = Health)))]
 async fn healthz() -> Json<Health> {
-    Json(Health {
-        status: "ok",
-        reason: None,
-    })
+    Json(Health { status: "ok", reason: None })
 }
 
 /// Readiness: the store answers and every migration has been applied.
@@ -61,34 +58,20 @@ async fn healthz() -> Json<Health> {
 async fn readyz(State(state): State<AppState>) -> Response {
     let (status, reason) = match state.store().ready().await {
         Ok(true) => (StatusCode::OK, None),
-        Ok(false) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some("migrations not applied"),
-        ),
+        Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, Some("migrations not applied")),
         Err(err) => {
             tracing::warn!(error = %err, "readiness check failed");
             (StatusCode::SERVICE_UNAVAILABLE, Some("store unreachable"))
         }
     };
-    let body = Health {
-        status: if reason.is_none() {
-            "ok"
-        } else {
-            "unavailable"
-        },
-        reason,
-    };
+    let body = Health { status: if reason.is_none() { "ok" } else { "unavailable" }, reason };
     (status, Json(body)).into_response()
 }
 
 /// This API's OpenAPI 3.1 document.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
 async fn openapi_json(Extension(spec): Extension<Arc<PublishedSpec>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        spec.json.clone(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], spec.json.clone()).into_response()
 }
 
 /// This API's reference as a page, self-contained and usable offline.

@@ -20,9 +20,11 @@ use crate::store::{CreateOutcome, IdempotencyRequest, TenantFilter, TenantRef};
 
 /// The tenant routes.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_tenant, list_tenants))
-        .routes(routes!(get_tenant, update_tenant, delete_tenant))
+    OpenApiRouter::new().routes(routes!(create_tenant, list_tenants)).routes(routes!(
+        get_tenant,
+        update_tenant,
+        delete_tenant
+    ))
 }
 
 /// Create a tenant.
@@ -51,29 +53,18 @@ async fn create_tenant(
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<TenantIn>,
 ) -> Result<Response, ApiError> {
-    let idempotency = key.map(|key| IdempotencyRequest {
-        key,
-        request_hash: request_hash(&body),
-    });
+    let idempotency = key.map(|key| IdempotencyRequest { key, request_hash: request_hash(&body) });
     let new = body.validate(state.rules().max_metadata_bytes)?;
-    match state
-        .store()
-        .create_tenant(auth.project(), new, state.rules(), idempotency.as_ref())
-        .await?
-    {
+    match state.store().create_tenant(auth.project(), new, state.rules(), idempotency.as_ref()).await? {
         CreateOutcome::Created(written) => {
             tracing::info!(tenant_id = %written.tenant.id, slug = %written.tenant.slug, "tenant created");
             Ok(tenant_response(StatusCode::CREATED, &written.tenant, true))
         }
         CreateOutcome::Replayed(recorded) => {
-            let tenant: Tenant =
-                serde_json::from_str(&recorded.body).map_err(|e| ApiError::internal(&e))?;
-            let status =
-                StatusCode::from_u16(recorded.status).map_err(|e| ApiError::internal(&e))?;
+            let tenant: Tenant = serde_json::from_str(&recorded.body).map_err(|e| ApiError::internal(&e))?;
+            let status = StatusCode::from_u16(recorded.status).map_err(|e| ApiError::internal(&e))?;
             let mut response = tenant_response(status, &tenant, true);
-            response
-                .headers_mut()
-                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
             Ok(response)
         }
     }
@@ -82,9 +73,7 @@ async fn create_tenant(
 /// The hash an idempotency key is bound to: the request body in canonical form (field order and
 /// white space do not matter).
 fn request_hash(body: &TenantIn) -> Vec<u8> {
-    let canonical = serde_json::to_value(body)
-        .and_then(|v| serde_json::to_vec(&v))
-        .unwrap_or_default();
+    let canonical = serde_json::to_value(body).and_then(|v| serde_json::to_vec(&v)).unwrap_or_default();
     Sha256::digest(canonical).to_vec()
 }
 
@@ -106,10 +95,7 @@ async fn get_tenant(
     auth: Authorized<scope::TenantsRead>,
     ApiPath(id): ApiPath,
 ) -> Result<Response, ApiError> {
-    let tenant = state
-        .store()
-        .get_tenant(auth.project(), &tenant_ref(&id)?)
-        .await?;
+    let tenant = state.store().get_tenant(auth.project(), &tenant_ref(&id)?).await?;
     Ok(tenant_response(StatusCode::OK, &tenant, false))
 }
 
@@ -148,13 +134,7 @@ async fn update_tenant(
     let changes = body.validate()?;
     let written = state
         .store()
-        .update_tenant(
-            auth.project(),
-            &tenant_ref(&id)?,
-            changes,
-            if_match,
-            state.rules(),
-        )
+        .update_tenant(auth.project(), &tenant_ref(&id)?, changes, if_match, state.rules())
         .await?;
     if let Some(event) = &written.event {
         tracing::info!(tenant_id = %written.tenant.id, version = written.tenant.version, seq = event.seq, "tenant updated");
@@ -187,10 +167,7 @@ async fn delete_tenant(
     ApiPath(id): ApiPath,
     IfMatch(if_match): IfMatch,
 ) -> Result<Response, ApiError> {
-    let written = state
-        .store()
-        .delete_tenant(auth.project(), &tenant_ref(&id)?, if_match)
-        .await?;
+    let written = state.store().delete_tenant(auth.project(), &tenant_ref(&id)?, if_match).await?;
     if written.event.is_some() {
         tracing::info!(tenant_id = %written.tenant.id, "tenant deleted");
     }
@@ -232,19 +209,9 @@ async fn list_tenants(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<TenantPage>, ApiError> {
     let limit = page_limit(query.limit)?;
-    let after = query
-        .cursor
-        .as_deref()
-        .map(PageCursor::decode)
-        .transpose()
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_cursor",
-                "Invalid cursor",
-                e.to_string(),
-            )
-        })?;
+    let after = query.cursor.as_deref().map(PageCursor::decode).transpose().map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "Invalid cursor", e.to_string())
+    })?;
     let status = query
         .status
         .as_deref()
@@ -255,21 +222,14 @@ async fn list_tenants(
         return Err(ApiError::invalid_query("q is at most 200 characters"));
     }
     let filter = TenantFilter { status, q: query.q };
-    Ok(Json(
-        state
-            .store()
-            .list_tenants(auth.project(), &filter, after, limit)
-            .await?,
-    ))
+    Ok(Json(state.store().list_tenants(auth.project(), &filter, after, limit).await?))
 }
 
 /// Checks a `limit` parameter: 1–1000, 100 when absent.
 pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     match limit.unwrap_or(100) {
         n @ 1..=1000 => Ok(n),
-        n => Err(ApiError::invalid_query(format!(
-            "limit must be between 1 and 1000 (got {n})"
-        ))),
+        n => Err(ApiError::invalid_query(format!("limit must be between 1 and 1000 (got {n})"))),
     }
 }
 
@@ -280,9 +240,7 @@ fn tenant_ref(text: &str) -> Result<TenantRef, ApiError> {
     {
         return Ok(TenantRef::Id(id));
     }
-    Slug::parse(text)
-        .map(TenantRef::Slug)
-        .map_err(|_| ApiError::not_found("no such tenant in this project"))
+    Slug::parse(text).map(TenantRef::Slug).map_err(|_| ApiError::not_found("no such tenant in this project"))
 }
 
 fn tenant_response(status: StatusCode, tenant: &Tenant, with_location: bool) -> Response {
@@ -291,8 +249,7 @@ fn tenant_response(status: StatusCode, tenant: &Tenant, with_location: bool) -> 
     if let Ok(value) = HeaderValue::from_str(&etag(tenant.version)) {
         headers.insert(header::ETAG, value);
     }
-    if with_location && let Ok(value) = HeaderValue::from_str(&format!("/v1/tenants/{}", tenant.id))
-    {
+    if with_location && let Ok(value) = HeaderValue::from_str(&format!("/v1/tenants/{}", tenant.id)) {
         headers.insert(header::LOCATION, value);
     }
     response

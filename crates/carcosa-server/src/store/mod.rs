@@ -19,10 +19,10 @@ mod sqlite;
 use std::time::Duration;
 
 use carcosa_core::api::{ApiKeyOut, NewTenant, ProjectOut, TenantChanges, TenantPage};
+use carcosa_core::endpoint::{DeliveryOut, DeliveryPage, DeliveryStatus, EndpointOut};
 use carcosa_core::slug::ReservedSlugs;
-use carcosa_core::{
-    ApiKey, Event, EventCursor, PageCursor, ProjectId, Scope, Slug, Tenant, TenantStatus,
-};
+use carcosa_core::{ApiKey, Event, EventCursor, PageCursor, ProjectId, Scope, Slug, Tenant, TenantStatus};
+use carcosa_core::{DeliveryId, EndpointId};
 use chrono::{DateTime, Utc};
 
 pub use postgres::PgStore;
@@ -93,10 +93,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self {
-            max_connections: 10,
-            acquire_timeout: Duration::from_secs(10),
-        }
+        Self { max_connections: 10, acquire_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -179,6 +176,8 @@ pub struct PruneReport {
     pub events: u64,
     /// Idempotency records removed.
     pub idempotency_keys: u64,
+    /// Webhook deliveries (with their attempts) removed.
+    pub deliveries: u64,
 }
 
 /// The registry's storage, on whichever database the URL names.
@@ -238,10 +237,7 @@ impl Store {
     }
 
     /// Creates a project and its first key, which has every scope.
-    pub async fn create_project(
-        &self,
-        name: &str,
-    ) -> Result<(ProjectOut, ApiKeyOut, ApiKey), StoreError> {
+    pub async fn create_project(&self, name: &str) -> Result<(ProjectOut, ApiKeyOut, ApiKey), StoreError> {
         on_backend!(self, s => s.create_project(name).await)
     }
 
@@ -295,11 +291,7 @@ impl Store {
     }
 
     /// A tenant by id (any status) or by slug (live tenants only).
-    pub async fn get_tenant(
-        &self,
-        project: ProjectId,
-        tenant: &TenantRef,
-    ) -> Result<Tenant, StoreError> {
+    pub async fn get_tenant(&self, project: ProjectId, tenant: &TenantRef) -> Result<Tenant, StoreError> {
         on_backend!(self, s => s.get_tenant(project, tenant).await)
     }
 
@@ -357,6 +349,149 @@ impl Store {
         on_backend!(self, s => s.tenant_events(project, tenant, limit).await)
     }
 
+    /// Wakes whoever waits for new deliveries (the dispatcher) in this process.
+    #[must_use]
+    pub fn delivery_waker(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        on_backend!(self, s => s.waker())
+    }
+
+    /// Creates a webhook endpoint.
+    pub async fn create_endpoint(
+        &self,
+        project: ProjectId,
+        new: NewEndpoint,
+    ) -> Result<EndpointRecord, StoreError> {
+        on_backend!(self, s => s.create_endpoint(project, new).await)
+    }
+
+    /// The project's endpoints, oldest first.
+    pub async fn list_endpoints(&self, project: ProjectId) -> Result<Vec<EndpointRecord>, StoreError> {
+        on_backend!(self, s => s.list_endpoints(project).await)
+    }
+
+    /// One endpoint of the project.
+    pub async fn get_endpoint(
+        &self,
+        project: ProjectId,
+        id: EndpointId,
+    ) -> Result<EndpointRecord, StoreError> {
+        on_backend!(self, s => s.get_endpoint(project, id).await)
+    }
+
+    /// An endpoint by id alone, for the dispatcher.
+    pub async fn endpoint_for_delivery(&self, id: EndpointId) -> Result<EndpointRecord, StoreError> {
+        on_backend!(self, s => s.endpoint_for_delivery(id).await)
+    }
+
+    /// Changes an endpoint; enabling it clears why it was disabled.
+    pub async fn update_endpoint(
+        &self,
+        project: ProjectId,
+        id: EndpointId,
+        changes: EndpointChanges,
+    ) -> Result<EndpointRecord, StoreError> {
+        on_backend!(self, s => s.update_endpoint(project, id, changes).await)
+    }
+
+    /// Deletes an endpoint and its delivery log.
+    pub async fn delete_endpoint(&self, project: ProjectId, id: EndpointId) -> Result<(), StoreError> {
+        on_backend!(self, s => s.delete_endpoint(project, id).await)
+    }
+
+    /// Replaces the signing key; the old one keeps signing until `previous_expires_at`.
+    pub async fn rotate_endpoint_secret(
+        &self,
+        project: ProjectId,
+        id: EndpointId,
+        secret: Vec<u8>,
+        previous_expires_at: DateTime<Utc>,
+    ) -> Result<EndpointRecord, StoreError> {
+        on_backend!(self, s => s.rotate_endpoint_secret(project, id, secret, previous_expires_at).await)
+    }
+
+    /// Disables an endpoint, recording why.
+    pub async fn disable_endpoint(&self, id: EndpointId, reason: &str) -> Result<(), StoreError> {
+        on_backend!(self, s => s.disable_endpoint(id, reason).await)
+    }
+
+    /// Queues a delivery of `payload` to one endpoint, outside the changes feed (test events).
+    pub async fn enqueue_delivery(
+        &self,
+        project: ProjectId,
+        endpoint: EndpointId,
+        event_id: &str,
+        event_type: &str,
+        payload: &str,
+    ) -> Result<DeliveryId, StoreError> {
+        on_backend!(self, s => s.enqueue_delivery(project, endpoint, event_id, event_type, payload).await)
+    }
+
+    /// Leases up to `limit` due deliveries until `lease_until`, skipping `busy_endpoints`.
+    pub async fn claim_deliveries(
+        &self,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+        busy_endpoints: &[EndpointId],
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        on_backend!(self, s => s.claim_deliveries(limit, lease_until, busy_endpoints).await)
+    }
+
+    /// Gives back leased deliveries that will not be attempted now.
+    pub async fn release_deliveries(&self, ids: &[DeliveryId]) -> Result<(), StoreError> {
+        on_backend!(self, s => s.release_deliveries(ids).await)
+    }
+
+    /// Records an attempt and moves the delivery (and its endpoint's health) on. Returns when the
+    /// endpoint's current run of failures started, if it is failing.
+    pub async fn record_attempt(
+        &self,
+        delivery: &ClaimedDelivery,
+        attempt: &AttemptRecord,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        on_backend!(self, s => s.record_attempt(delivery, attempt).await)
+    }
+
+    /// When the earliest pending delivery is due, if any.
+    pub async fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        on_backend!(self, s => s.next_delivery_due().await)
+    }
+
+    /// Pending deliveries of enabled endpoints (the dispatcher's queue depth).
+    pub async fn pending_deliveries(&self) -> Result<i64, StoreError> {
+        on_backend!(self, s => s.pending_deliveries().await)
+    }
+
+    /// One page of an endpoint's deliveries, newest first, with their attempts.
+    pub async fn list_deliveries(
+        &self,
+        project: ProjectId,
+        endpoint: EndpointId,
+        status: Option<DeliveryStatus>,
+        before: Option<DeliveryId>,
+        limit: u32,
+    ) -> Result<DeliveryPage, StoreError> {
+        on_backend!(self, s => s.list_deliveries(project, endpoint, status, before, limit).await)
+    }
+
+    /// Sends a delivery again from the start of the retry schedule.
+    pub async fn resend_delivery(
+        &self,
+        project: ProjectId,
+        id: DeliveryId,
+    ) -> Result<DeliveryOut, StoreError> {
+        on_backend!(self, s => s.resend_delivery(project, id).await)
+    }
+
+    /// Queues again every failed delivery of an endpoint created at or after `since`.
+    pub async fn recover_deliveries(
+        &self,
+        project: ProjectId,
+        endpoint: EndpointId,
+        since: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        on_backend!(self, s => s.recover_deliveries(project, endpoint, since).await)
+    }
+
     /// Removes events that occurred before `events_before` and idempotency records created before
     /// `keys_before`.
     pub async fn prune(
@@ -366,6 +501,96 @@ impl Store {
     ) -> Result<PruneReport, StoreError> {
         on_backend!(self, s => s.prune(events_before, keys_before).await)
     }
+}
+
+/// A webhook endpoint as stored: its public record and its encrypted signing keys.
+#[derive(Debug, Clone)]
+pub struct EndpointRecord {
+    /// The public record.
+    pub endpoint: EndpointOut,
+    /// The project it belongs to.
+    pub project: ProjectId,
+    /// The current signing key, encrypted.
+    pub secret: Vec<u8>,
+    /// The previous signing key during a rotation's grace period, encrypted.
+    pub previous_secret: Option<Vec<u8>>,
+}
+
+/// A checked new endpoint, its key already encrypted.
+#[derive(Debug, Clone)]
+pub struct NewEndpoint {
+    /// Where to send.
+    pub url: String,
+    /// A note for people.
+    pub description: Option<String>,
+    /// Patterns; `None` = every type.
+    pub event_types: Option<Vec<String>>,
+    /// Whether to send.
+    pub enabled: bool,
+    /// The encrypted signing key.
+    pub secret: Vec<u8>,
+}
+
+/// Checked changes to an endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointChanges {
+    /// New URL.
+    pub url: Option<String>,
+    /// New description (`Some(None)` clears).
+    pub description: Option<Option<String>>,
+    /// New filter (`Some(None)` = every type).
+    pub event_types: Option<Option<Vec<String>>>,
+    /// Enable or disable.
+    pub enabled: Option<bool>,
+}
+
+/// A delivery a dispatcher has claimed (leased) for one attempt.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    /// The delivery.
+    pub id: DeliveryId,
+    /// Its endpoint.
+    pub endpoint_id: EndpointId,
+    /// The `webhook-id`.
+    pub event_id: String,
+    /// The exact body.
+    pub payload: String,
+    /// Attempts made before this one.
+    pub attempt_count: i32,
+    /// Position in the retry schedule.
+    pub retry_index: i32,
+    /// When the event was committed.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What became of one attempt, and what happens next.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// When it was made.
+    pub attempted_at: DateTime<Utc>,
+    /// The receiver's status, if it answered.
+    pub response_status: Option<u16>,
+    /// Milliseconds to the answer or failure.
+    pub latency_ms: i64,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+    /// The first 4 KiB of the answer.
+    pub response_body: Option<String>,
+    /// The delivery's next state.
+    pub next: NextStep,
+}
+
+/// A delivery's state after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Delivered.
+    Succeeded,
+    /// Try again at this time.
+    RetryAt(DateTime<Utc>),
+    /// No attempts left.
+    Failed,
+    /// The receiver said 410 Gone: fail the delivery and disable the endpoint.
+    EndpointGone,
 }
 
 /// Why the store could not be opened.

@@ -8,12 +8,19 @@ use super::StoreOptions;
 type Db = Postgres;
 type Backend = PgStore;
 const LIKE_CI: &str = "ILIKE";
+/// Replicas claim concurrently: each skips the rows another is claiming.
+const CLAIM_LOCK: &str = " FOR UPDATE OF d SKIP LOCKED";
+/// Delivered at commit to every replica listening on the channel.
+const NOTIFY_DELIVERIES: Option<&str> = Some("SELECT pg_notify('carcosa_deliveries', '')");
+/// The channel replicas listen on for new deliveries.
+pub const DELIVERY_CHANNEL: &str = "carcosa_deliveries";
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The registry on PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: Pool<Postgres>,
+    wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl PgStore {
@@ -24,7 +31,7 @@ impl PgStore {
             .acquire_timeout(options.acquire_timeout)
             .connect(url)
             .await?;
-        Ok(Self { pool })
+        Ok(Self { pool, wake: std::sync::Arc::default() })
     }
 
     fn writer(&self) -> &Pool<Postgres> {
@@ -34,6 +41,14 @@ impl PgStore {
     fn reader(&self) -> &Pool<Postgres> {
         &self.pool
     }
+
+    /// A listener for the delivery channel, on its own connection.
+    pub async fn delivery_listener(&self) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(DELIVERY_CHANNEL).await?;
+        Ok(listener)
+    }
 }
 
 include!("sql.rs");
+include!("webhooks.rs");

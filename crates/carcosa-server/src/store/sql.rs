@@ -236,7 +236,7 @@ impl Backend {
             Err(err) if is_unique_violation(&err) => return Err(StoreError::SlugTaken(tenant.slug)),
             other => other?,
         };
-        let event = insert_event(&mut tx, project, seq, EventType::TenantCreated, &tenant, at).await?;
+        let (event, deliveries) = insert_event(&mut tx, project, seq, EventType::TenantCreated, &tenant, at).await?;
         if let Some(request) = idempotency {
             let body = serde_json::to_string(&tenant).map_err(|e| StoreError::Database(decode_err(e)))?;
             sqlx::query("INSERT INTO idempotency_keys (project_id, key, request_hash, status, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -250,6 +250,7 @@ impl Backend {
                 .await?;
         }
         tx.commit().await?;
+        self.deliveries_written(deliveries);
         Ok(CreateOutcome::Created(Box::new(Written { tenant, event: Some(event) })))
     }
 
@@ -313,8 +314,9 @@ impl Backend {
         next.version += 1;
         next.updated_at = at;
         save_tenant(&mut tx, project, &next).await?;
-        let event = insert_event(&mut tx, project, seq, EventType::TenantUpdated, &next, at).await?;
+        let (event, deliveries) = insert_event(&mut tx, project, seq, EventType::TenantUpdated, &next, at).await?;
         tx.commit().await?;
+        self.deliveries_written(deliveries);
         Ok(Written { tenant: next, event: Some(event) })
     }
 
@@ -338,8 +340,9 @@ impl Backend {
         next.updated_at = at;
         next.deleted_at = Some(at);
         save_tenant(&mut tx, project, &next).await?;
-        let event = insert_event(&mut tx, project, seq, EventType::TenantDeleted, &next, at).await?;
+        let (event, deliveries) = insert_event(&mut tx, project, seq, EventType::TenantDeleted, &next, at).await?;
         tx.commit().await?;
+        self.deliveries_written(deliveries);
         Ok(Written { tenant: next, event: Some(event) })
     }
 
@@ -479,6 +482,7 @@ impl Backend {
             .execute(self.writer())
             .await?;
         report.idempotency_keys = keys.rows_affected();
+        report.deliveries = self.prune_deliveries(events_before).await?;
         Ok(report)
     }
 }
@@ -666,6 +670,8 @@ async fn save_tenant(tx: &mut Tx, project: ProjectId, tenant: &Tenant) -> Result
     }
 }
 
+/// Writes the event, and one delivery per enabled webhook endpoint of the project whose filter
+/// matches it, in the caller's transaction. Returns the event and how many deliveries it made.
 async fn insert_event(
     tx: &mut Tx,
     project: ProjectId,
@@ -673,7 +679,7 @@ async fn insert_event(
     event_type: EventType,
     tenant: &Tenant,
     at: DateTime<Utc>,
-) -> Result<Event, StoreError> {
+) -> Result<(Event, usize), StoreError> {
     let event = Event { id: EventId::generate(), seq, event_type, occurred_at: at, tenant: tenant.clone() };
     sqlx::query("INSERT INTO events (project_id, seq, id, event_type, tenant_id, occurred_at, tenant) VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(project.to_string())
@@ -685,7 +691,8 @@ async fn insert_event(
         .bind(Json(tenant))
         .execute(&mut **tx)
         .await?;
-    Ok(event)
+    let deliveries = fan_out(tx, project, &event).await?;
+    Ok((event, deliveries))
 }
 
 fn check_version(current: &Tenant, if_match: Option<i64>) -> Result<(), StoreError> {

@@ -16,6 +16,10 @@ use super::StoreOptions;
 type Db = Sqlite;
 type Backend = SqliteStore;
 const LIKE_CI: &str = "LIKE";
+/// SQLite has one writer: a claim cannot race another, so no row locks are needed.
+const CLAIM_LOCK: &str = "";
+/// No other process to wake; the in-process notification suffices.
+const NOTIFY_DELIVERIES: Option<&str> = None;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The registry on an embedded SQLite database.
@@ -23,6 +27,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     writer: Pool<Sqlite>,
     reader: Pool<Sqlite>,
+    wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl SqliteStore {
@@ -44,7 +49,7 @@ impl SqliteStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        Ok(Self { writer, reader, wake: std::sync::Arc::default() })
     }
 
     fn writer(&self) -> &Pool<Sqlite> {
@@ -57,3 +62,4 @@ impl SqliteStore {
 }
 
 include!("sql.rs");
+include!("webhooks.rs");

@@ -18,9 +18,7 @@ async fn write_many(app: Arc<TestApp>, writer: usize) {
     let tenant = app.create_named(&format!("Writer {writer}")).await;
     let path = format!("/v1/tenants/{}", tenant.id);
     for i in 1..WRITES_EACH - 1 {
-        app.patch(&path, &json!({"metadata": {"i": i}}))
-            .await
-            .expect(200);
+        app.patch(&path, &json!({"metadata": {"i": i}})).await.expect(200);
     }
     app.delete(&path).await.expect(200);
 }
@@ -31,10 +29,7 @@ async fn follow_feed(app: Arc<TestApp>, total: usize, done: Arc<AtomicBool>) -> 
     let mut events: Vec<Value> = Vec::new();
     let mut after = 0_i64;
     while events.len() < total {
-        let page = app
-            .get(&format!("/v1/events?after={after}&limit=250"))
-            .await
-            .json();
+        let page = app.get(&format!("/v1/events?after={after}&limit=250")).await.json();
         for event in page["data"].as_array().unwrap() {
             let seq = event["seq"].as_i64().unwrap();
             assert_eq!(seq, after + 1, "the feed skipped or repeated an event");
@@ -57,9 +52,7 @@ async fn concurrent_writes_make_a_gap_free_feed(backend: Backend) {
     let total = WRITERS * WRITES_EACH;
     let done = Arc::new(AtomicBool::new(false));
     let reader = tokio::spawn(follow_feed(app.clone(), total, done.clone()));
-    let writers: Vec<_> = (0..WRITERS)
-        .map(|w| tokio::spawn(write_many(app.clone(), w)))
-        .collect();
+    let writers: Vec<_> = (0..WRITERS).map(|w| tokio::spawn(write_many(app.clone(), w))).collect();
     for writer in writers {
         writer.await.expect("writer");
     }
@@ -69,10 +62,7 @@ async fn concurrent_writes_make_a_gap_free_feed(backend: Backend) {
     // Read afterwards, the feed holds exactly seq 1..=3200.
     let events = app.all_events().await;
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
-    assert_eq!(
-        seqs,
-        (1..=i64::try_from(total).unwrap()).collect::<Vec<_>>()
-    );
+    assert_eq!(seqs, (1..=i64::try_from(total).unwrap()).collect::<Vec<_>>());
     // The reader that followed the writes saw the very same events.
     assert_eq!(followed, events);
     // Each tenant's versions are contiguous and in seq order: 1, 2, …, 200.
@@ -85,11 +75,7 @@ async fn concurrent_writes_make_a_gap_free_feed(backend: Backend) {
     }
     assert_eq!(versions.len(), WRITERS);
     for (tenant, seen) in versions {
-        assert_eq!(
-            seen,
-            (1..=i64::try_from(WRITES_EACH).unwrap()).collect::<Vec<_>>(),
-            "tenant {tenant}"
-        );
+        assert_eq!(seen, (1..=i64::try_from(WRITES_EACH).unwrap()).collect::<Vec<_>>(), "tenant {tenant}");
     }
     let app = Arc::into_inner(app).expect("no other handle left");
     app.finish().await;

@@ -8,47 +8,20 @@ use crate::on_both_backends;
 
 async fn malformed_and_mistyped_bodies_are_rejected_clearly(backend: Backend) {
     let app = spawn(backend).await;
-    let post = |body: &'static str| {
-        app.req(Method::POST, "/v1/tenants")
-            .raw("application/json", body)
-            .send()
-    };
-    post("{\"name\": ")
-        .await
-        .expect_problem(400, "malformed_json");
+    let post = |body: &'static str| app.req(Method::POST, "/v1/tenants").raw("application/json", body).send();
+    post("{\"name\": ").await.expect_problem(400, "malformed_json");
     post("not json").await.expect_problem(400, "malformed_json");
     post("").await.expect_problem(400, "malformed_json");
-    let wrong_type = post("{\"name\": 42}")
-        .await
-        .expect_problem(422, "invalid_body");
-    assert!(
-        wrong_type["detail"]
-            .as_str()
-            .unwrap()
-            .contains("invalid type"),
-        "{wrong_type}"
-    );
-    let unknown = post("{\"name\": \"A\", \"colour\": \"red\"}")
-        .await
-        .expect_problem(422, "invalid_body");
-    assert!(
-        unknown["detail"].as_str().unwrap().contains("colour"),
-        "{unknown}"
-    );
+    let wrong_type = post("{\"name\": 42}").await.expect_problem(422, "invalid_body");
+    assert!(wrong_type["detail"].as_str().unwrap().contains("invalid type"), "{wrong_type}");
+    let unknown = post("{\"name\": \"A\", \"colour\": \"red\"}").await.expect_problem(422, "invalid_body");
+    assert!(unknown["detail"].as_str().unwrap().contains("colour"), "{unknown}");
     post("{}").await.expect_problem(422, "invalid_body");
     post("[1, 2]").await.expect_problem(422, "invalid_body");
-    post("{\"name\": \"A\", \"status\": \"sleeping\"}")
-        .await
-        .expect_problem(422, "invalid_body");
-    post("{\"name\": \"   \"}")
-        .await
-        .expect_problem(422, "invalid_name");
-    post("{\"name\": \"A\", \"status\": \"deleted\"}")
-        .await
-        .expect_problem(422, "invalid_status");
-    post("{\"name\": \"A\", \"plan\": \"\"}")
-        .await
-        .expect_problem(422, "invalid_plan");
+    post("{\"name\": \"A\", \"status\": \"sleeping\"}").await.expect_problem(422, "invalid_body");
+    post("{\"name\": \"   \"}").await.expect_problem(422, "invalid_name");
+    post("{\"name\": \"A\", \"status\": \"deleted\"}").await.expect_problem(422, "invalid_status");
+    post("{\"name\": \"A\", \"plan\": \"\"}").await.expect_problem(422, "invalid_plan");
     let too_long = format!("{{\"name\": \"{}\"}}", "n".repeat(201));
     app.req(Method::POST, "/v1/tenants")
         .raw("application/json", too_long)
@@ -60,10 +33,7 @@ async fn malformed_and_mistyped_bodies_are_rejected_clearly(backend: Backend) {
         .send()
         .await
         .expect_problem(415, "unsupported_media_type");
-    app.req(Method::POST, "/v1/tenants")
-        .send()
-        .await
-        .expect_problem(415, "unsupported_media_type");
+    app.req(Method::POST, "/v1/tenants").send().await.expect_problem(415, "unsupported_media_type");
 
     let tenant = app.create_named("Target").await;
     let path = format!("/v1/tenants/{}", tenant.id);
@@ -93,29 +63,21 @@ async fn malformed_and_mistyped_bodies_are_rejected_clearly(backend: Backend) {
 async fn oversized_bodies_get_413(backend: Backend) {
     let app = spawn_with(backend, |c| c.max_body_bytes = 4096).await;
     let body = json!({"name": "Big", "metadata": {"blob": "x".repeat(8192)}});
-    app.post("/v1/tenants", &body)
-        .await
-        .expect_problem(413, "payload_too_large");
+    app.post("/v1/tenants", &body).await.expect_problem(413, "payload_too_large");
     app.finish().await;
 }
 
 async fn unknown_routes_and_methods_get_problems(backend: Backend) {
     let app = spawn(backend).await;
-    app.get("/v1/nothing-here")
-        .await
-        .expect_problem(404, "not_found");
+    app.get("/v1/nothing-here").await.expect_problem(404, "not_found");
     app.req(Method::PUT, "/v1/tenants")
         .json(&json!({}))
         .send()
         .await
         .expect_problem(405, "method_not_allowed");
     // Text that is neither an id nor a slug cannot name a tenant.
-    app.get("/v1/tenants/Not%20A%20Slug")
-        .await
-        .expect_problem(404, "not_found");
-    app.get("/v1/tenants/ten_00000000000000000000000000")
-        .await
-        .expect_problem(404, "not_found");
+    app.get("/v1/tenants/Not%20A%20Slug").await.expect_problem(404, "not_found");
+    app.get("/v1/tenants/ten_00000000000000000000000000").await.expect_problem(404, "not_found");
     app.finish().await;
 }
 
@@ -123,37 +85,19 @@ async fn credentials_are_required_and_checked(backend: Backend) {
     let app = spawn(backend).await;
     let tenant = app.create_named("Secret").await;
     let path = format!("/v1/tenants/{}", tenant.id);
-    app.anonymous(Method::GET, &path)
-        .send()
-        .await
-        .expect_problem(401, "unauthorized");
+    app.anonymous(Method::GET, &path).send().await.expect_problem(401, "unauthorized");
     app.anonymous(Method::GET, &path)
         .header("authorization", "Basic Zm9vOmJhcg==")
         .send()
         .await
         .expect_problem(401, "unauthorized");
-    app.anonymous(Method::GET, &path)
-        .key("ck_nope")
-        .send()
-        .await
-        .expect_problem(401, "unauthorized");
+    app.anonymous(Method::GET, &path).key("ck_nope").send().await.expect_problem(401, "unauthorized");
     // The right key id with a wrong secret.
     let forged = format!("{}{}", &app.key[..app.key.len() - 4], "AAAA");
-    app.anonymous(Method::GET, &path)
-        .key(&forged)
-        .send()
-        .await
-        .expect_problem(401, "unauthorized");
+    app.anonymous(Method::GET, &path).key(&forged).send().await.expect_problem(401, "unauthorized");
     let unknown = carcosa_core::ApiKey::generate().expose();
-    app.anonymous(Method::GET, &path)
-        .key(&unknown)
-        .send()
-        .await
-        .expect_problem(401, "unauthorized");
-    app.anonymous(Method::GET, "/v1/events")
-        .send()
-        .await
-        .expect_problem(401, "unauthorized");
+    app.anonymous(Method::GET, &path).key(&unknown).send().await.expect_problem(401, "unauthorized");
+    app.anonymous(Method::GET, "/v1/events").send().await.expect_problem(401, "unauthorized");
     // Two keys in one request are ambiguous, even if one of them is valid.
     let bearer = format!("Bearer {}", app.key);
     app.anonymous(Method::GET, &path)
@@ -162,11 +106,7 @@ async fn credentials_are_required_and_checked(backend: Backend) {
         .send()
         .await
         .expect_problem(401, "unauthorized");
-    app.anonymous(Method::GET, &path)
-        .header("authorization", &bearer)
-        .send()
-        .await
-        .expect(200);
+    app.anonymous(Method::GET, &path).header("authorization", &bearer).send().await.expect(200);
     app.finish().await;
 }
 

@@ -14,12 +14,7 @@ async fn the_feed_pages_in_seq_order(backend: Backend) {
     }
     let first = app.get("/v1/events?limit=3").await.json();
     assert_eq!(
-        first["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["seq"].as_i64().unwrap())
-            .collect::<Vec<_>>(),
+        first["data"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect::<Vec<_>>(),
         [1, 2, 3]
     );
     assert_eq!(first["next_cursor"], "3");
@@ -32,29 +27,18 @@ async fn the_feed_pages_in_seq_order(backend: Backend) {
     assert_eq!(last["next_cursor"], "7");
     // At the head: an empty page that keeps the cursor.
     let head = app.get("/v1/events?after=7").await.json();
-    assert_eq!(
-        head,
-        json!({"data": [], "next_cursor": "7", "has_more": false})
-    );
+    assert_eq!(head, json!({"data": [], "next_cursor": "7", "has_more": false}));
     // The event body: id, seq, type, time, full snapshot.
     let event = &first["data"][0];
     assert!(event["id"].as_str().unwrap().starts_with("evt_"));
     assert_eq!(event["type"], "tenant.created");
     assert_eq!(event["tenant"]["version"], 1);
     assert_eq!(event["tenant"]["name"], "Feed 0");
-    app.get("/v1/events?after=abc")
-        .await
-        .expect_problem(400, "invalid_cursor");
-    app.get("/v1/events?after=-1")
-        .await
-        .expect_problem(400, "invalid_cursor");
-    app.get("/v1/events?limit=0")
-        .await
-        .expect_problem(400, "invalid_query");
+    app.get("/v1/events?after=abc").await.expect_problem(400, "invalid_cursor");
+    app.get("/v1/events?after=-1").await.expect_problem(400, "invalid_cursor");
+    app.get("/v1/events?limit=0").await.expect_problem(400, "invalid_query");
     // A cursor past the newest event means the server's data was reset: full sync.
-    app.get("/v1/events?after=99")
-        .await
-        .expect_problem(410, "cursor_expired");
+    app.get("/v1/events?after=99").await.expect_problem(410, "cursor_expired");
     app.finish().await;
 }
 
@@ -67,19 +51,11 @@ async fn cursors_older_than_retention_get_410(backend: Backend) {
     let future = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
     let report = app.store.prune(future, future).await.unwrap();
     assert_eq!(report.events, 5);
-    let expired = app
-        .get("/v1/events?after=2")
-        .await
-        .expect_problem(410, "cursor_expired");
+    let expired = app.get("/v1/events?after=2").await.expect_problem(410, "cursor_expired");
     assert!(expired["detail"].as_str().unwrap().contains("full sync"));
-    app.get("/v1/events?after=0")
-        .await
-        .expect_problem(410, "cursor_expired");
+    app.get("/v1/events?after=0").await.expect_problem(410, "cursor_expired");
     // A reader that had everything goes on; one with no cursor starts at the oldest retained.
-    assert_eq!(
-        app.get("/v1/events?after=5").await.json()["data"],
-        json!([])
-    );
+    assert_eq!(app.get("/v1/events?after=5").await.json()["data"], json!([]));
     assert_eq!(app.get("/v1/events").await.json()["next_cursor"], "5");
     app.create_named("New").await;
     let fresh = app.get("/v1/events").await.json();

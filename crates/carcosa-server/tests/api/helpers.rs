@@ -5,12 +5,15 @@ use std::sync::Mutex;
 
 use carcosa_core::{ProjectId, Tenant};
 use carcosa_server::Config;
-use carcosa_server::config::DatabaseUrl;
+use carcosa_server::config::{DatabaseUrl, SecretString};
 use carcosa_server::store::Store;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::Connection;
 use tokio::sync::oneshot;
+
+/// Base64 of 32 bytes, for servers on PostgreSQL.
+pub const TEST_MASTER_KEY: &str = "Y2FyY29zYS10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXM=";
 
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,15 +49,8 @@ macro_rules! on_both_backends {
 
 /// A database that exists for one test.
 pub enum TestDb {
-    Sqlite {
-        _dir: tempfile::TempDir,
-        url: String,
-    },
-    Postgres {
-        admin_url: String,
-        name: String,
-        url: String,
-    },
+    Sqlite { _dir: tempfile::TempDir, url: String },
+    Postgres { admin_url: String, name: String, url: String },
 }
 
 impl TestDb {
@@ -66,29 +62,19 @@ impl TestDb {
                 Self::Sqlite { _dir: dir, url }
             }
             Backend::Postgres => {
-                let admin_url = std::env::var("CARCOSA_TEST_POSTGRES_URL")
-                    .expect("set CARCOSA_TEST_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/postgres");
-                let name = format!(
-                    "carcosa_test_{}",
-                    ulid::Ulid::new().to_string().to_lowercase()
+                let admin_url = std::env::var("CARCOSA_TEST_POSTGRES_URL").expect(
+                    "set CARCOSA_TEST_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/postgres",
                 );
-                let mut admin = sqlx::PgConnection::connect(&admin_url)
-                    .await
-                    .expect("connect to PostgreSQL");
+                let name = format!("carcosa_test_{}", ulid::Ulid::new().to_string().to_lowercase());
+                let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect to PostgreSQL");
                 sqlx::query(&format!("CREATE DATABASE {name}"))
                     .execute(&mut admin)
                     .await
                     .expect("create database");
                 admin.close().await.ok();
-                let base = admin_url
-                    .rsplit_once('/')
-                    .map_or(admin_url.as_str(), |(base, _)| base);
+                let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
                 let url = format!("{base}/{name}");
-                Self::Postgres {
-                    admin_url,
-                    name,
-                    url,
-                }
+                Self::Postgres { admin_url, name, url }
             }
         }
     }
@@ -100,13 +86,8 @@ impl TestDb {
     }
 
     pub async fn drop_database(self) {
-        if let Self::Postgres {
-            admin_url, name, ..
-        } = self
-        {
-            let mut admin = sqlx::PgConnection::connect(&admin_url)
-                .await
-                .expect("connect to PostgreSQL");
+        if let Self::Postgres { admin_url, name, .. } = self {
+            let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect to PostgreSQL");
             sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .execute(&mut admin)
                 .await
@@ -127,6 +108,7 @@ pub struct Seen {
 /// A running server with one project and its all-scopes key.
 pub struct TestApp {
     pub address: String,
+    pub config: Config,
     pub client: reqwest::Client,
     pub store: Store,
     pub project: ProjectId,
@@ -145,28 +127,23 @@ pub async fn spawn(backend: Backend) -> TestApp {
 /// Starts a server after `adjust` has changed its configuration.
 pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let db = TestDb::create(backend).await;
-    let mut config = Config {
-        database_url: DatabaseUrl(db.url().to_owned()),
-        ..Config::default()
-    };
+    let mut config = Config { database_url: DatabaseUrl(db.url().to_owned()), ..Config::default() };
+    if backend == Backend::Postgres {
+        // PostgreSQL has no data directory to keep a generated key in: give it one.
+        config.master_key = Some(SecretString(TEST_MASTER_KEY.into()));
+    }
     adjust(&mut config);
-    let store = carcosa_server::open_store(&config)
-        .await
-        .expect("open store");
-    let (project, _, key) = store
-        .create_project("Test project")
-        .await
-        .expect("create project");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let store = carcosa_server::open_store(&config).await.expect("open store");
+    let (project, _, key) = store.create_project("Test project").await.expect("create project");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("address"));
     let (shutdown, stop) = oneshot::channel::<()>();
-    let server = tokio::spawn(carcosa_server::serve(config, listener, async move {
+    let server = tokio::spawn(carcosa_server::serve(config.clone(), listener, async move {
         let _ = stop.await;
     }));
     TestApp {
         address,
+        config,
         client: reqwest::Client::new(),
         store,
         project: project.id,
@@ -207,28 +184,15 @@ impl Res {
     /// Asserts the status and, for errors, the problem+json shape and code.
     #[track_caller]
     pub fn expect(&self, status: u16) -> &Self {
-        assert_eq!(
-            self.status, status,
-            "unexpected status; body: {}",
-            self.text
-        );
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
         self
     }
 
     /// Asserts a problem+json answer with this status and code.
     #[track_caller]
     pub fn expect_problem(&self, status: u16, code: &str) -> Value {
-        assert_eq!(
-            self.status, status,
-            "unexpected status; body: {}",
-            self.text
-        );
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json"),
-            "{}",
-            self.text
-        );
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "{}", self.text);
         let body = self.json();
         assert_eq!(body["code"], code, "{body}");
         assert_eq!(body["status"], status);
@@ -239,8 +203,7 @@ impl Res {
     }
 
     pub fn tenant(&self) -> Tenant {
-        serde_json::from_str(&self.text)
-            .unwrap_or_else(|e| panic!("not a tenant ({e}): {}", self.text))
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not a tenant ({e}): {}", self.text))
     }
 }
 
@@ -274,22 +237,15 @@ impl<'a> Req<'a> {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.expect("body");
-        let content_type = headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let content_type =
+            headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         self.app.seen.lock().unwrap().push(Seen {
             method: self.method,
             path: self.path,
             status,
             content_type,
         });
-        Res {
-            status,
-            headers,
-            text,
-        }
+        Res { status, headers, text }
     }
 }
 
@@ -301,16 +257,8 @@ impl TestApp {
 
     /// A request without credentials.
     pub fn anonymous(&self, method: Method, path: &str) -> Req<'_> {
-        let builder = self
-            .client
-            .request(method.clone(), format!("{}{path}", self.address));
-        Req {
-            app: self,
-            method,
-            path: path.to_owned(),
-            key: None,
-            builder,
-        }
+        let builder = self.client.request(method.clone(), format!("{}{path}", self.address));
+        Req { app: self, method, path: path.to_owned(), key: None, builder }
     }
 
     pub async fn get(&self, path: &str) -> Res {
@@ -345,9 +293,7 @@ impl TestApp {
         let mut events = Vec::new();
         let mut after = "0".to_owned();
         loop {
-            let page = self
-                .get(&format!("/v1/events?after={after}&limit=1000"))
-                .await;
+            let page = self.get(&format!("/v1/events?after={after}&limit=1000")).await;
             page.expect(200);
             let page = page.json();
             events.extend(page["data"].as_array().unwrap().iter().cloned());
@@ -382,10 +328,7 @@ impl TestApp {
             let _ = shutdown.send(());
         }
         if let Some(server) = self.server.take() {
-            server
-                .await
-                .expect("server task")
-                .expect("server stopped cleanly");
+            server.await.expect("server task").expect("server stopped cleanly");
         }
         self.store.close().await;
         if let Some(db) = self.db.take() {

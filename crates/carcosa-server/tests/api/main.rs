@@ -6,6 +6,7 @@
 //! checked against `/openapi.json`: its status must be documented for its route.
 
 mod helpers;
+mod receiver;
 
 mod concurrency;
 mod errors;
@@ -13,3 +14,4 @@ mod events;
 mod keys;
 mod openapi;
 mod tenants;
+mod webhooks;

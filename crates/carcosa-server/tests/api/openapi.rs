@@ -12,15 +12,10 @@ pub fn assert_documented(spec: &Value, seen: &[Seen]) {
     let paths = spec["paths"].as_object().expect("paths");
     for exchange in seen {
         let path = exchange.path.split('?').next().unwrap_or_default();
-        let Some((template, item)) = paths
-            .iter()
-            .find(|(template, _)| matches_template(template, path))
+        let Some((template, item)) = paths.iter().find(|(template, _)| matches_template(template, path))
         else {
             // Unknown routes are the fallback's business; they must still be problems.
-            assert_eq!(
-                exchange.content_type, "application/problem+json",
-                "{exchange:?}"
-            );
+            assert_eq!(exchange.content_type, "application/problem+json", "{exchange:?}");
             continue;
         };
         let method = exchange.method.as_str().to_ascii_lowercase();
@@ -30,18 +25,10 @@ pub fn assert_documented(spec: &Value, seen: &[Seen]) {
         };
         let status = exchange.status.to_string();
         let response = operation["responses"].get(&status).unwrap_or_else(|| {
-            panic!(
-                "{} {template} returned {status}, which /openapi.json does not document",
-                exchange.method
-            )
+            panic!("{} {template} returned {status}, which /openapi.json does not document", exchange.method)
         });
         if let Some(content) = response["content"].as_object() {
-            let media = exchange
-                .content_type
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .trim();
+            let media = exchange.content_type.split(';').next().unwrap_or_default().trim();
             assert!(
                 content.contains_key(media),
                 "{} {template} {status} answered {media}, documented: {:?}",
@@ -55,10 +42,7 @@ pub fn assert_documented(spec: &Value, seen: &[Seen]) {
 fn matches_template(template: &str, path: &str) -> bool {
     let t: Vec<&str> = template.split('/').collect();
     let p: Vec<&str> = path.split('/').collect();
-    t.len() == p.len()
-        && t.iter()
-            .zip(&p)
-            .all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
+    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
 }
 
 async fn the_document_lists_every_route_and_error(backend: Backend) {
@@ -88,54 +72,26 @@ async fn the_document_lists_every_route_and_error(backend: Backend) {
         );
         if path.starts_with("/v1/") {
             for status in ["401", "403", "500"] {
-                let schema = &operation["responses"][status]["content"]["application/problem+json"]
-                    ["schema"];
-                assert_eq!(
-                    schema["$ref"], "#/components/schemas/Problem",
-                    "{method} {path} {status}"
-                );
+                let schema = &operation["responses"][status]["content"]["application/problem+json"]["schema"];
+                assert_eq!(schema["$ref"], "#/components/schemas/Problem", "{method} {path} {status}");
             }
-            assert!(
-                operation["security"].is_array(),
-                "{method} {path} names no scope"
-            );
+            assert!(operation["security"].is_array(), "{method} {path} names no scope");
         }
     }
-    for schema in [
-        "Tenant",
-        "TenantIn",
-        "TenantPatch",
-        "TenantPage",
-        "Event",
-        "EventPage",
-        "Problem",
-    ] {
-        assert!(
-            spec["components"]["schemas"][schema].is_object(),
-            "schema {schema} missing"
-        );
+    for schema in ["Tenant", "TenantIn", "TenantPatch", "TenantPage", "Event", "EventPage", "Problem"] {
+        assert!(spec["components"]["schemas"][schema].is_object(), "schema {schema} missing");
     }
-    assert_eq!(
-        spec["components"]["securitySchemes"]["api_key"]["scheme"],
-        "bearer"
-    );
+    assert_eq!(spec["components"]["securitySchemes"]["api_key"]["scheme"], "bearer");
 
     let docs = app.anonymous(Method::GET, "/docs").send().await;
     docs.expect(200);
-    assert!(
-        docs.header("content-type")
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert!(docs.header("content-type").unwrap().starts_with("text/html"));
     assert!(docs.text.contains("/v1/tenants/{id}"));
     assert!(
         !docs.text.contains("http://") && !docs.text.contains("https://"),
         "the page loads nothing from elsewhere"
     );
-    app.anonymous(Method::GET, "/healthz")
-        .send()
-        .await
-        .expect(200);
+    app.anonymous(Method::GET, "/healthz").send().await.expect(200);
     let ready = app.anonymous(Method::GET, "/readyz").send().await;
     ready.expect(200);
     assert_eq!(ready.json()["status"], "ok");
