@@ -68,9 +68,10 @@ impl DispatchSettings {
         })
     }
 
-    /// How long a claim lasts: a full attempt plus a margin.
+    /// How long a claim lasts: twice an attempt's timeout plus a margin. A dispatcher that dies
+    /// holds its deliveries this long before another takes them.
     fn lease(&self) -> Duration {
-        self.timeout + Duration::from_secs(30)
+        self.timeout * 2 + Duration::from_secs(5)
     }
 }
 

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `carcosa` binary: the real executable, a real database, a real server.
 
 mod commands;
+mod crash;
 mod quickstart;
 mod support;

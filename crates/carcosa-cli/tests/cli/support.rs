@@ -45,10 +45,16 @@ pub struct Stopped {
 impl Server {
     /// Starts `carcosa serve` in `dir` on port 0 and waits for the banner that names the port.
     pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, "127.0.0.1:0", &[])
+    }
+
+    /// Starts `carcosa serve` in `dir` on `listen`, with extra environment variables.
+    pub fn start_with(dir: &Path, listen: &str, env: &[(&str, &str)]) -> Self {
         use std::io::BufRead;
         let mut child = carcosa(dir)
             .arg("serve")
-            .env("CARCOSA_LISTEN", "127.0.0.1:0")
+            .env("CARCOSA_LISTEN", listen)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -78,6 +84,12 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         Self { child, address, log: Some(log) }
+    }
+
+    /// Kills the process with SIGKILL: no chance to finish anything.
+    pub fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits for the process to exit.
