@@ -42,6 +42,9 @@ enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Key(commands::key::Command),
+    /// Webhook tools for development.
+    #[command(subcommand)]
+    Webhook(commands::webhook::Command),
 }
 
 impl Cli {
@@ -80,6 +83,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Migrate => commands::migrate::run(config).await,
         Command::Project(command) => commands::project::run(command, config).await,
         Command::Key(command) => commands::key::run(command, config).await,
+        Command::Webhook(command) => commands::webhook::run(command).await,
     }
 }
 

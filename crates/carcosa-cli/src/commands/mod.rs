@@ -4,6 +4,7 @@ pub mod key;
 pub mod migrate;
 pub mod project;
 pub mod serve;
+pub mod webhook;
 
 use anyhow::Context;
 use carcosa_server::Config;
@@ -22,5 +23,14 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     serde_json::to_writer(&mut stdout, value)?;
     writeln!(stdout)?;
+    Ok(())
+}
+
+/// Writes one line of text on stdout.
+pub fn print_line(line: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    stdout.flush()?;
     Ok(())
 }
