@@ -42,6 +42,9 @@ enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Key(commands::key::Command),
+    /// Measure Carcosa on this machine (see docs/BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(commands::bench::Command),
     /// Webhook tools for development.
     #[command(subcommand)]
     Webhook(commands::webhook::Command),
@@ -84,6 +87,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Project(command) => commands::project::run(command, config).await,
         Command::Key(command) => commands::key::run(command, config).await,
         Command::Webhook(command) => commands::webhook::run(command).await,
+        Command::Bench(command) => commands::bench::run(command).await,
     }
 }
 

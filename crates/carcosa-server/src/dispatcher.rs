@@ -24,7 +24,7 @@ use carcosa_core::webhook::{WebhookSecret, signature_header};
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::Rng;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::Config;
@@ -32,6 +32,10 @@ use crate::secrets::SecretBox;
 use crate::ssrf::{AddressPolicy, GuardedResolver};
 use crate::store::{AttemptRecord, ClaimedDelivery, EndpointRecord, NextStep, Store};
 
+/// How long a wake-up waits for more writes to join it, so one claim serves many.
+const COALESCE: Duration = Duration::from_millis(2);
+/// Most attempts written in one transaction.
+const RECORD_BATCH: usize = 256;
 /// How much of a receiver's answer the delivery log keeps.
 const RESPONSE_BODY_LIMIT: usize = 4096;
 /// Bounds on a receiver's `Retry-After`.
@@ -108,6 +112,8 @@ impl Dispatcher {
 
     /// Runs until `stop` turns true, then lets the attempts in flight finish (up to one timeout).
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let (record_tx, record_rx) = mpsc::unbounded_channel();
+        let recorder = tokio::spawn(self.clone().record(record_rx));
         let wake = self.store.delivery_waker();
         let mut tasks: JoinSet<EndpointId> = JoinSet::new();
         let mut per_endpoint: HashMap<EndpointId, u32> = HashMap::new();
@@ -118,7 +124,7 @@ impl Dispatcher {
             let free = self.settings.max_in_flight.saturating_sub(tasks.len());
             let mut more_due = false;
             if free > 0 {
-                match self.claim(free, &mut per_endpoint, &mut tasks).await {
+                match self.claim(free, &mut per_endpoint, &mut tasks, &record_tx).await {
                     Ok(full) => more_due = full,
                     Err(err) => {
                         tracing::warn!(error = %err, "claiming webhook deliveries failed; retrying");
@@ -132,10 +138,20 @@ impl Dispatcher {
             }
             let nap = self.nap().await;
             tokio::select! {
-                () = wake.notified() => {}
+                () = wake.notified() => {
+                    // Let the writes of the next moment join this one: one claim for many.
+                    tokio::time::sleep(COALESCE).await;
+                }
                 () = tokio::time::sleep(nap) => {}
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => self.finished(done, &mut per_endpoint),
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    self.finished(done, &mut per_endpoint);
+                    // Let other attempts finish too: one claim for all the room they free.
+                    tokio::time::sleep(COALESCE).await;
+                }
                 _ = stop.changed() => {}
+            }
+            while let Some(done) = tasks.try_join_next() {
+                self.finished(done, &mut per_endpoint);
             }
         }
         let drain = async {
@@ -148,6 +164,45 @@ impl Dispatcher {
                 "webhook attempts still in flight at shutdown; their leases will expire and they will be retried"
             );
         }
+        tasks.abort_all();
+        drop(record_tx);
+        let _ = recorder.await;
+    }
+
+    /// Writes finished attempts to the store in batches: one transaction for everything that
+    /// finished since the last write. Ends when every sender is gone and the queue is empty.
+    async fn record(self, mut finished: mpsc::UnboundedReceiver<(ClaimedDelivery, AttemptRecord)>) {
+        let mut batch = Vec::new();
+        while finished.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            match self.store.record_attempts(&batch).await {
+                Ok(failing) => {
+                    for (endpoint, since) in failing {
+                        if self.failing_too_long(since) {
+                            self.disable_failing(endpoint, since).await;
+                        }
+                    }
+                }
+                Err(err) => tracing::error!(
+                    attempts = batch.len(),
+                    error = %err,
+                    "cannot record webhook attempts; their leases will expire and they will be retried"
+                ),
+            }
+            batch.clear();
+        }
+    }
+
+    async fn disable_failing(&self, endpoint: EndpointId, since: DateTime<Utc>) {
+        match self.store.disable_endpoint(endpoint, "failing").await {
+            Ok(()) => tracing::warn!(
+                endpoint_id = %endpoint,
+                failing_since = %since,
+                "webhook endpoint disabled: failing without a break for too long"
+            ),
+            Err(err) => {
+                tracing::error!(endpoint_id = %endpoint, error = %err, "cannot disable a failing endpoint")
+            }
+        }
     }
 
     /// Claims up to `free` deliveries and starts them; returns whether the batch was full (more
@@ -157,35 +212,28 @@ impl Dispatcher {
         free: usize,
         per_endpoint: &mut HashMap<EndpointId, u32>,
         tasks: &mut JoinSet<EndpointId>,
+        record: &mpsc::UnboundedSender<(ClaimedDelivery, AttemptRecord)>,
     ) -> Result<bool, crate::store::StoreError> {
-        let busy: Vec<EndpointId> = per_endpoint
-            .iter()
-            .filter(|(_, n)| **n >= self.settings.max_per_endpoint)
-            .map(|(id, _)| *id)
-            .collect();
         let lease_until = Utc::now() + to_delta(self.settings.lease());
-        let batch =
-            self.store.claim_deliveries(u32::try_from(free).unwrap_or(u32::MAX), lease_until, &busy).await?;
+        let limit = u32::try_from(free).unwrap_or(u32::MAX);
+        let batch = self
+            .store
+            .claim_deliveries(limit, lease_until, per_endpoint, self.settings.max_per_endpoint)
+            .await?;
         let full = batch.len() == free;
-        let mut give_back = Vec::new();
         for delivery in batch {
-            let count = per_endpoint.entry(delivery.endpoint_id).or_default();
-            if *count >= self.settings.max_per_endpoint {
-                give_back.push(delivery.id);
-                continue;
-            }
-            *count += 1;
+            *per_endpoint.entry(delivery.endpoint_id).or_default() += 1;
             let this = self.clone();
+            let record = record.clone();
             tasks.spawn(async move {
                 let endpoint = delivery.endpoint_id;
-                this.attempt(delivery).await;
+                if let Some(recorded) = this.attempt(delivery).await {
+                    let _ = record.send(recorded);
+                }
                 endpoint
             });
         }
-        if !give_back.is_empty() {
-            self.store.release_deliveries(&give_back).await?;
-        }
-        Ok(full && give_back.is_empty())
+        Ok(full)
     }
 
     fn finished(
@@ -222,15 +270,15 @@ impl Dispatcher {
         }
     }
 
-    /// One attempt of one delivery, recorded in the store.
-    async fn attempt(&self, delivery: ClaimedDelivery) {
+    /// One attempt of one delivery; returns what to record.
+    async fn attempt(&self, delivery: ClaimedDelivery) -> Option<(ClaimedDelivery, AttemptRecord)> {
         let endpoint = match self.store.endpoint_for_delivery(delivery.endpoint_id).await {
             Ok(endpoint) => endpoint,
             // Deleted meanwhile: its deliveries went with it.
-            Err(crate::store::StoreError::NotFound) => return,
+            Err(crate::store::StoreError::NotFound) => return None,
             Err(err) => {
                 tracing::warn!(delivery_id = %delivery.id, error = %err, "cannot load the webhook endpoint; the lease will expire and the delivery will be retried");
-                return;
+                return None;
             }
         };
         let attempted_at = Utc::now();
@@ -252,22 +300,7 @@ impl Dispatcher {
                 tracing::warn!(endpoint_id = %endpoint.endpoint.id, url = %endpoint.endpoint.url, "the receiver answered 410 Gone: endpoint disabled")
             }
         }
-        match self.store.record_attempt(&delivery, &record).await {
-            Ok(Some(failing_since)) if self.failing_too_long(failing_since) => {
-                match self.store.disable_endpoint(delivery.endpoint_id, "failing").await {
-                    Ok(()) => {
-                        tracing::warn!(endpoint_id = %delivery.endpoint_id, %failing_since, "webhook endpoint disabled: failing without a break for too long")
-                    }
-                    Err(err) => {
-                        tracing::error!(endpoint_id = %delivery.endpoint_id, error = %err, "cannot disable a failing endpoint")
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(err) => {
-                tracing::error!(delivery_id = %delivery.id, error = %err, "cannot record a webhook attempt; the lease will expire and it will be retried")
-            }
-        }
+        Some((delivery, record))
     }
 
     fn failing_too_long(&self, since: DateTime<Utc>) -> bool {

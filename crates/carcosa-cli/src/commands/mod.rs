@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod bench;
 pub mod key;
 pub mod migrate;
 pub mod project;

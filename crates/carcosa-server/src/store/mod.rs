@@ -426,29 +426,26 @@ impl Store {
         on_backend!(self, s => s.enqueue_delivery(project, endpoint, event_id, event_type, payload).await)
     }
 
-    /// Leases up to `limit` due deliveries until `lease_until`, skipping `busy_endpoints`.
+    /// Leases up to `limit` due deliveries until `lease_until`, at most `per_endpoint` in flight
+    /// to any endpoint counting the ones already `in_flight`.
     pub async fn claim_deliveries(
         &self,
         limit: u32,
         lease_until: DateTime<Utc>,
-        busy_endpoints: &[EndpointId],
+        in_flight: &std::collections::HashMap<EndpointId, u32>,
+        per_endpoint: u32,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        on_backend!(self, s => s.claim_deliveries(limit, lease_until, busy_endpoints).await)
+        on_backend!(self, s => s.claim_deliveries(limit, lease_until, in_flight, per_endpoint).await)
     }
 
-    /// Gives back leased deliveries that will not be attempted now.
-    pub async fn release_deliveries(&self, ids: &[DeliveryId]) -> Result<(), StoreError> {
-        on_backend!(self, s => s.release_deliveries(ids).await)
-    }
-
-    /// Records an attempt and moves the delivery (and its endpoint's health) on. Returns when the
-    /// endpoint's current run of failures started, if it is failing.
-    pub async fn record_attempt(
+    /// Records attempts, in one transaction, and moves each delivery (and its endpoint's health)
+    /// on. Returns the endpoints that are failing, with when their current run of failures
+    /// started.
+    pub async fn record_attempts(
         &self,
-        delivery: &ClaimedDelivery,
-        attempt: &AttemptRecord,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        on_backend!(self, s => s.record_attempt(delivery, attempt).await)
+        attempts: &[(ClaimedDelivery, AttemptRecord)],
+    ) -> Result<Vec<(EndpointId, DateTime<Utc>)>, StoreError> {
+        on_backend!(self, s => s.record_attempts(attempts).await)
     }
 
     /// When the earliest pending delivery is due, if any.
@@ -602,6 +599,37 @@ pub enum ConnectError {
     /// The database refused or could not be reached.
     #[error("cannot open the database: {0}")]
     Database(#[from] sqlx::Error),
+}
+
+/// A few places per project, taken before a tenant write begins its transaction.
+///
+/// A project's tenant writes are serialised by the database anyway (the project row's lock on
+/// PostgreSQL, the single writer on SQLite). Letting only a few of them wait inside the database
+/// — enough to keep the next one ready the moment the current one commits — and queueing the
+/// rest here, before they take a pooled connection, keeps a burst of writes to one project from
+/// holding every connection while it waits, which would starve reads and the webhook dispatcher.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WriteGates {
+    gates: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<ProjectId, std::sync::Arc<tokio::sync::Semaphore>>>,
+    >,
+}
+
+/// Tenant writes of one project that may wait in the database at once.
+const WRITERS_PER_PROJECT: usize = 4;
+
+impl WriteGates {
+    /// Waits for a place to write to the project.
+    pub(crate) async fn enter(&self, project: ProjectId) -> tokio::sync::OwnedSemaphorePermit {
+        let gate = {
+            let mut gates = self.gates.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            gates
+                .entry(project)
+                .or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(WRITERS_PER_PROJECT)))
+                .clone()
+        };
+        gate.acquire_owned().await.expect("the gate is never closed")
+    }
 }
 
 /// Now, truncated to microseconds (what PostgreSQL keeps), so a tenant read back equals the one

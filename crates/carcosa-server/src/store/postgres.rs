@@ -9,7 +9,7 @@ type Db = Postgres;
 type Backend = PgStore;
 const LIKE_CI: &str = "ILIKE";
 /// Replicas claim concurrently: each skips the rows another is claiming.
-const CLAIM_LOCK: &str = " FOR UPDATE OF d SKIP LOCKED";
+const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
 /// Delivered at commit to every replica listening on the channel.
 const NOTIFY_DELIVERIES: Option<&str> = Some("SELECT pg_notify('carcosa_deliveries', '')");
 /// The channel replicas listen on for new deliveries.
@@ -21,6 +21,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 pub struct PgStore {
     pool: Pool<Postgres>,
     wake: std::sync::Arc<tokio::sync::Notify>,
+    gates: super::WriteGates,
 }
 
 impl PgStore {
@@ -31,7 +32,7 @@ impl PgStore {
             .acquire_timeout(options.acquire_timeout)
             .connect(url)
             .await?;
-        Ok(Self { pool, wake: std::sync::Arc::default() })
+        Ok(Self { pool, wake: std::sync::Arc::default(), gates: super::WriteGates::default() })
     }
 
     fn writer(&self) -> &Pool<Postgres> {

@@ -183,6 +183,7 @@ impl Backend {
         rules: &WriteRules,
         idempotency: Option<&IdempotencyRequest>,
     ) -> Result<CreateOutcome, StoreError> {
+        let _turn = self.gates.enter(project).await;
         let mut tx = self.writer().begin().await?;
         let seq = next_seq(&mut tx, project).await?;
         // Checked under the project lock, so two requests with one key never both create.
@@ -271,6 +272,7 @@ impl Backend {
         if_match: Option<i64>,
         rules: &WriteRules,
     ) -> Result<Written, StoreError> {
+        let _turn = self.gates.enter(project).await;
         let mut tx = self.writer().begin().await?;
         let seq = next_seq(&mut tx, project).await?;
         let current = load_tenant(&mut tx, project, tenant).await?;
@@ -326,6 +328,7 @@ impl Backend {
         tenant: &TenantRef,
         if_match: Option<i64>,
     ) -> Result<Written, StoreError> {
+        let _turn = self.gates.enter(project).await;
         let mut tx = self.writer().begin().await?;
         let seq = next_seq(&mut tx, project).await?;
         let current = load_tenant(&mut tx, project, tenant).await?;

@@ -28,6 +28,7 @@ pub struct SqliteStore {
     writer: Pool<Sqlite>,
     reader: Pool<Sqlite>,
     wake: std::sync::Arc<tokio::sync::Notify>,
+    gates: super::WriteGates,
 }
 
 impl SqliteStore {
@@ -49,7 +50,7 @@ impl SqliteStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect.read_only(true))
             .await?;
-        Ok(Self { writer, reader, wake: std::sync::Arc::default() })
+        Ok(Self { writer, reader, wake: std::sync::Arc::default(), gates: super::WriteGates::default() })
     }
 
     fn writer(&self) -> &Pool<Sqlite> {

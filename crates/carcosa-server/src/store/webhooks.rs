@@ -8,6 +8,8 @@
 // again.
 
 use carcosa_core::endpoint::{AttemptOut, DeliveryOut, DeliveryPage, DeliveryStatus, EndpointOut, EventTypeFilter};
+use std::collections::HashMap;
+
 use carcosa_core::{DeliveryId, EndpointId};
 
 use super::{AttemptRecord, ClaimedDelivery, EndpointChanges, EndpointRecord, NewEndpoint, NextStep};
@@ -174,26 +176,54 @@ impl Backend {
         &self,
         limit: u32,
         lease_until: DateTime<Utc>,
-        busy_endpoints: &[EndpointId],
+        in_flight: &HashMap<EndpointId, u32>,
+        per_endpoint: u32,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        // Pick, without locking, due deliveries that fit each endpoint's free capacity…
         let at = now();
-        let mut query = QueryBuilder::<Db>::new("UPDATE webhook_deliveries SET lease_expires_at = ");
-        query.push_bind(lease_until);
-        query.push(
-            " WHERE id IN (SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+        let busy: Vec<&EndpointId> = in_flight.iter().filter(|(_, n)| **n >= per_endpoint).map(|(id, _)| id).collect();
+        let mut query = QueryBuilder::<Db>::new(
+            "SELECT d.id, d.endpoint_id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
              WHERE d.status = 'pending' AND e.enabled AND d.next_attempt_at <= ",
         );
         query.push_bind(at);
         query.push(" AND (d.lease_expires_at IS NULL OR d.lease_expires_at < ").push_bind(at).push(")");
-        if !busy_endpoints.is_empty() {
+        if !busy.is_empty() {
             query.push(" AND d.endpoint_id NOT IN (");
             let mut list = query.separated(", ");
-            for endpoint in busy_endpoints {
+            for endpoint in busy {
                 list.push_bind(endpoint.to_string());
             }
             query.push(")");
         }
-        query.push(" ORDER BY d.next_attempt_at LIMIT ").push_bind(i64::from(limit));
+        query.push(" ORDER BY d.next_attempt_at LIMIT ").push_bind(i64::from(limit.saturating_mul(4).min(2000)));
+        let candidates = query.build().fetch_all(self.reader()).await?;
+        let mut room: HashMap<String, u32> = HashMap::new();
+        let mut picked = Vec::new();
+        for row in &candidates {
+            let endpoint: String = row.try_get("endpoint_id")?;
+            let free = room.entry(endpoint.clone()).or_insert_with(|| {
+                let used = EndpointId::parse(&endpoint).ok().and_then(|id| in_flight.get(&id).copied()).unwrap_or(0);
+                per_endpoint.saturating_sub(used)
+            });
+            if *free > 0 && picked.len() < limit as usize {
+                *free -= 1;
+                picked.push(row.try_get::<String, _>("id")?);
+            }
+        }
+        if picked.is_empty() {
+            return Ok(Vec::new());
+        }
+        // …then lease them. The conditions are checked again under the row locks, and on
+        // PostgreSQL rows another replica is claiming right now are skipped, not waited for.
+        let mut query = QueryBuilder::<Db>::new("UPDATE webhook_deliveries SET lease_expires_at = ");
+        query.push_bind(lease_until);
+        query.push(" WHERE id IN (SELECT id FROM webhook_deliveries WHERE id IN (");
+        let mut list = query.separated(", ");
+        for id in &picked {
+            list.push_bind(id.as_str());
+        }
+        query.push(") AND status = 'pending' AND (lease_expires_at IS NULL OR lease_expires_at < ").push_bind(at).push(")");
         query.push(CLAIM_LOCK);
         query.push(") RETURNING id, endpoint_id, event_id, payload, attempt_count, retry_index, created_at");
         let rows = query.build().fetch_all(self.writer()).await?;
@@ -212,89 +242,20 @@ impl Backend {
             .collect()
     }
 
-    pub(crate) async fn release_deliveries(&self, ids: &[DeliveryId]) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut query = QueryBuilder::<Db>::new("UPDATE webhook_deliveries SET lease_expires_at = NULL WHERE id IN (");
-        let mut list = query.separated(", ");
-        for id in ids {
-            list.push_bind(id.to_string());
-        }
-        query.push(")");
-        query.build().execute(self.writer()).await?;
-        Ok(())
-    }
-
-    pub(crate) async fn record_attempt(
+    pub(crate) async fn record_attempts(
         &self,
-        delivery: &ClaimedDelivery,
-        attempt: &AttemptRecord,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let (status, next_at, completed_at) = match attempt.next {
-            NextStep::Succeeded => (DeliveryStatus::Succeeded, None, Some(attempt.attempted_at)),
-            NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(at), None),
-            NextStep::Failed | NextStep::EndpointGone => (DeliveryStatus::Failed, None, Some(attempt.attempted_at)),
-        };
+        attempts: &[(ClaimedDelivery, AttemptRecord)],
+    ) -> Result<Vec<(EndpointId, DateTime<Utc>)>, StoreError> {
         let mut tx = self.writer().begin().await?;
-        // Only a delivery still pending moves on: if this attempt outlived its lease and another
-        // dispatcher finished the delivery meanwhile, the later outcome does not overwrite it.
-        let row = sqlx::query(
-            "UPDATE webhook_deliveries SET attempt_count = attempt_count + 1, retry_index = retry_index + 1, status = $2, \
-             next_attempt_at = $3, completed_at = $4, lease_expires_at = NULL WHERE id = $1 AND status = 'pending' RETURNING attempt_count",
-        )
-        .bind(delivery.id.to_string())
-        .bind(status.as_str())
-        .bind(next_at)
-        .bind(completed_at)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let number: i32 = row.try_get(0)?;
-        sqlx::query(
-            "INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, response_status, latency_ms, error, response_body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(delivery.id.to_string())
-        .bind(number)
-        .bind(attempt.attempted_at)
-        .bind(attempt.response_status.map(i32::from))
-        .bind(attempt.latency_ms)
-        .bind(attempt.error.as_deref())
-        .bind(attempt.response_body.as_deref())
-        .execute(&mut *tx)
-        .await?;
-        let endpoint = delivery.endpoint_id.to_string();
-        let failing_since = match attempt.next {
-            NextStep::Succeeded => {
-                sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
-                    .bind(&endpoint)
-                    .execute(&mut *tx)
-                    .await?;
-                None
+        let mut failing = Vec::new();
+        for (delivery, attempt) in attempts {
+            if let Some(since) = record_one(&mut tx, delivery, attempt).await? {
+                failing.retain(|(id, _)| *id != delivery.endpoint_id);
+                failing.push((delivery.endpoint_id, since));
             }
-            NextStep::EndpointGone => {
-                sqlx::query("UPDATE webhook_endpoints SET enabled = $2, disabled_reason = 'gone', updated_at = $3 WHERE id = $1")
-                    .bind(&endpoint)
-                    .bind(false)
-                    .bind(attempt.attempted_at)
-                    .execute(&mut *tx)
-                    .await?;
-                None
-            }
-            NextStep::RetryAt(_) | NextStep::Failed => {
-                let row = sqlx::query(
-                    "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1 RETURNING failing_since",
-                )
-                .bind(&endpoint)
-                .bind(attempt.attempted_at)
-                .fetch_optional(&mut *tx)
-                .await?;
-                row.map(|r| r.try_get::<DateTime<Utc>, _>(0)).transpose()?
-            }
-        };
+        }
         tx.commit().await?;
-        Ok(failing_since)
+        Ok(failing)
     }
 
     pub(crate) async fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -514,4 +475,74 @@ async fn insert_delivery(
     .execute(&mut **tx)
     .await?;
     Ok(id)
+}
+
+/// Records one attempt in the caller's transaction. Returns when the endpoint's run of failures
+/// started, if this attempt failed.
+async fn record_one(
+    tx: &mut Tx,
+    delivery: &ClaimedDelivery,
+    attempt: &AttemptRecord,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let (status, next_at, completed_at) = match attempt.next {
+        NextStep::Succeeded => (DeliveryStatus::Succeeded, None, Some(attempt.attempted_at)),
+        NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(at), None),
+        NextStep::Failed | NextStep::EndpointGone => (DeliveryStatus::Failed, None, Some(attempt.attempted_at)),
+    };
+    // Only a delivery still pending moves on: if this attempt outlived its lease and another
+    // dispatcher finished the delivery meanwhile, the later outcome does not overwrite it.
+    let row = sqlx::query(
+        "UPDATE webhook_deliveries SET attempt_count = attempt_count + 1, retry_index = retry_index + 1, status = $2, \
+         next_attempt_at = $3, completed_at = $4, lease_expires_at = NULL WHERE id = $1 AND status = 'pending' RETURNING attempt_count",
+    )
+    .bind(delivery.id.to_string())
+    .bind(status.as_str())
+    .bind(next_at)
+    .bind(completed_at)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let number: i32 = row.try_get(0)?;
+    sqlx::query(
+        "INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, response_status, latency_ms, error, response_body) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(delivery.id.to_string())
+    .bind(number)
+    .bind(attempt.attempted_at)
+    .bind(attempt.response_status.map(i32::from))
+    .bind(attempt.latency_ms)
+    .bind(attempt.error.as_deref())
+    .bind(attempt.response_body.as_deref())
+    .execute(&mut **tx)
+    .await?;
+    let endpoint = delivery.endpoint_id.to_string();
+    match attempt.next {
+        NextStep::Succeeded => {
+            sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
+                .bind(&endpoint)
+                .execute(&mut **tx)
+                .await?;
+            Ok(None)
+        }
+        NextStep::EndpointGone => {
+            sqlx::query("UPDATE webhook_endpoints SET enabled = $2, disabled_reason = 'gone', updated_at = $3 WHERE id = $1")
+                .bind(&endpoint)
+                .bind(false)
+                .bind(attempt.attempted_at)
+                .execute(&mut **tx)
+                .await?;
+            Ok(None)
+        }
+        NextStep::RetryAt(_) | NextStep::Failed => {
+            let row = sqlx::query(
+                "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1 RETURNING failing_since",
+            )
+            .bind(&endpoint)
+            .bind(attempt.attempted_at)
+            .fetch_optional(&mut **tx)
+            .await?;
+            Ok(row.map(|r| r.try_get::<DateTime<Utc>, _>(0)).transpose()?)
+        }
+    }
 }
