@@ -58,6 +58,16 @@ async fn the_document_lists_every_route_and_error(backend: Backend) {
         ("/v1/tenants/{id}", "patch"),
         ("/v1/tenants/{id}", "delete"),
         ("/v1/events", "get"),
+        ("/v1/webhook-endpoints", "post"),
+        ("/v1/webhook-endpoints", "get"),
+        ("/v1/webhook-endpoints/{id}", "get"),
+        ("/v1/webhook-endpoints/{id}", "patch"),
+        ("/v1/webhook-endpoints/{id}", "delete"),
+        ("/v1/webhook-endpoints/{id}/rotate-secret", "post"),
+        ("/v1/webhook-endpoints/{id}/test", "post"),
+        ("/v1/webhook-endpoints/{id}/deliveries", "get"),
+        ("/v1/webhook-endpoints/{id}/recover", "post"),
+        ("/v1/deliveries/{id}/resend", "post"),
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/openapi.json", "get"),
@@ -78,7 +88,19 @@ async fn the_document_lists_every_route_and_error(backend: Backend) {
             assert!(operation["security"].is_array(), "{method} {path} names no scope");
         }
     }
-    for schema in ["Tenant", "TenantIn", "TenantPatch", "TenantPage", "Event", "EventPage", "Problem"] {
+    for schema in [
+        "Tenant",
+        "TenantIn",
+        "TenantPatch",
+        "TenantPage",
+        "Event",
+        "EventPage",
+        "Problem",
+        "EndpointIn",
+        "EndpointOut",
+        "EndpointWithSecret",
+        "DeliveryPage",
+    ] {
         assert!(spec["components"]["schemas"][schema].is_object(), "schema {schema} missing");
     }
     assert_eq!(spec["components"]["securitySchemes"]["api_key"]["scheme"], "bearer");

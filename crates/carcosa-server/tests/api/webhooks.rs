@@ -327,7 +327,53 @@ async fn the_delivery_log_pages_and_filters(backend: Backend) {
     app.finish().await;
 }
 
+async fn an_endpoint_failing_too_long_is_disabled(backend: Backend) {
+    // With the limit at zero hours, the first failure is already "too long".
+    let app = spawn_with(backend, |c| {
+        c.webhook_allow_private = true;
+        c.webhook_retry_schedule = "0s,100ms,100ms".into();
+        c.webhook_disable_after_hours = 0;
+        c.webhook_poll_interval_ms = 100;
+    })
+    .await;
+    let receiver = Receiver::start(vec![Reply::Status(500)]).await;
+    let (id, _) = endpoint(&app, json!({"url": receiver.url})).await;
+    app.create_named("Failing Co").await;
+    receiver.wait_for(1, WAIT).await;
+    let mut endpoint_now = Value::Null;
+    for _ in 0..100 {
+        endpoint_now = app.get(&format!("/v1/webhook-endpoints/{id}")).await.json();
+        if endpoint_now["enabled"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(endpoint_now["enabled"], false, "{endpoint_now}");
+    assert_eq!(endpoint_now["disabled_reason"], "failing");
+    // The delivery waits, pending, until the endpoint is enabled again; then it goes out.
+    let log = deliveries(&app, &id).await;
+    assert_eq!(log[0]["status"], "pending");
+    app.patch(&format!("/v1/webhook-endpoints/{id}"), &json!({"enabled": true})).await.expect(200);
+    assert_eq!(settled(&app, &id).await[0]["status"], "succeeded");
+    app.finish().await;
+}
+
+async fn deliveries_are_pruned_with_the_events(backend: Backend) {
+    let app = spawn_for_webhooks(backend, "0s").await;
+    let receiver = Receiver::start(vec![]).await;
+    let (id, _) = endpoint(&app, json!({"url": receiver.url})).await;
+    app.create_named("Old Co").await;
+    settled(&app, &id).await;
+    let future = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
+    let report = app.store.prune(future, future).await.unwrap();
+    assert_eq!(report.deliveries, 1);
+    assert_eq!(deliveries(&app, &id).await, Vec::<Value>::new());
+    app.finish().await;
+}
+
 on_both_backends!(
+    an_endpoint_failing_too_long_is_disabled,
+    deliveries_are_pruned_with_the_events,
     deliveries_are_signed_and_carry_the_event,
     failed_attempts_are_retried_and_logged,
     retry_after_is_honoured,
