@@ -76,20 +76,7 @@ pub struct TenantName(String);
 impl TenantName {
     /// Trims surrounding white space and checks the rules.
     pub fn parse(value: &str) -> Result<Self, InvalidField> {
-        let trimmed = value.trim();
-        if trimmed.is_empty() {
-            return Err(InvalidField("name cannot be empty".into()));
-        }
-        let chars = trimmed.chars().count();
-        if chars > MAX_NAME_CHARS {
-            return Err(InvalidField(format!(
-                "name is at most {MAX_NAME_CHARS} characters long (got {chars})"
-            )));
-        }
-        if trimmed.chars().any(char::is_control) {
-            return Err(InvalidField("name cannot contain control characters".into()));
-        }
-        Ok(Self(trimmed.to_owned()))
+        short_text("name", value, MAX_NAME_CHARS, "name cannot be empty").map(Self)
     }
 
     /// The name as text.
@@ -97,6 +84,23 @@ impl TenantName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Trims `value` and checks that it is non-empty, at most `max` characters, and free of control
+/// characters.
+fn short_text(field: &str, value: &str, max: usize, empty: &str) -> Result<String, InvalidField> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(InvalidField(empty.into()));
+    }
+    let chars = trimmed.chars().count();
+    if chars > max {
+        return Err(InvalidField(format!("{field} is at most {max} characters long (got {chars})")));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(InvalidField(format!("{field} cannot contain control characters")));
+    }
+    Ok(trimmed.to_owned())
 }
 
 impl fmt::Debug for TenantName {
@@ -112,20 +116,7 @@ pub struct Plan(String);
 impl Plan {
     /// Checks the rules; surrounding white space is trimmed.
     pub fn parse(value: &str) -> Result<Self, InvalidField> {
-        let trimmed = value.trim();
-        if trimmed.is_empty() {
-            return Err(InvalidField("plan cannot be empty (send null to clear it)".into()));
-        }
-        let chars = trimmed.chars().count();
-        if chars > MAX_PLAN_CHARS {
-            return Err(InvalidField(format!(
-                "plan is at most {MAX_PLAN_CHARS} characters long (got {chars})"
-            )));
-        }
-        if trimmed.chars().any(char::is_control) {
-            return Err(InvalidField("plan cannot contain control characters".into()));
-        }
-        Ok(Self(trimmed.to_owned()))
+        short_text("plan", value, MAX_PLAN_CHARS, "plan cannot be empty (send null to clear it)").map(Self)
     }
 
     /// The plan as text.

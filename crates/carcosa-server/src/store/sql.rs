@@ -312,14 +312,7 @@ impl Backend {
         if next == current {
             return Ok(Written { tenant: current, event: None });
         }
-        let at = now();
-        next.version += 1;
-        next.updated_at = at;
-        save_tenant(&mut tx, project, &next).await?;
-        let (event, deliveries) = insert_event(&mut tx, project, seq, EventType::TenantUpdated, &next, at).await?;
-        tx.commit().await?;
-        self.deliveries_written(deliveries);
-        Ok(Written { tenant: next, event: Some(event) })
+        self.commit_change(tx, project, seq, EventType::TenantUpdated, next).await
     }
 
     pub(crate) async fn delete_tenant(
@@ -336,14 +329,29 @@ impl Backend {
         if current.status == TenantStatus::Deleted {
             return Ok(Written { tenant: current, event: None });
         }
-        let at = now();
         let mut next = current;
         next.status = TenantStatus::Deleted;
+        self.commit_change(tx, project, seq, EventType::TenantDeleted, next).await
+    }
+
+    /// Stamps `next` as the tenant's next version, saves it with its event (and deliveries),
+    /// and commits.
+    async fn commit_change(
+        &self,
+        mut tx: Tx,
+        project: ProjectId,
+        seq: i64,
+        event_type: EventType,
+        mut next: Tenant,
+    ) -> Result<Written, StoreError> {
+        let at = now();
         next.version += 1;
         next.updated_at = at;
-        next.deleted_at = Some(at);
+        if next.status == TenantStatus::Deleted {
+            next.deleted_at = Some(at);
+        }
         save_tenant(&mut tx, project, &next).await?;
-        let (event, deliveries) = insert_event(&mut tx, project, seq, EventType::TenantDeleted, &next, at).await?;
+        let (event, deliveries) = insert_event(&mut tx, project, seq, event_type, &next, at).await?;
         tx.commit().await?;
         self.deliveries_written(deliveries);
         Ok(Written { tenant: next, event: Some(event) })
