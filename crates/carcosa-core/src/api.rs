@@ -21,15 +21,18 @@ use crate::{Event, EventCursor, Metadata, Plan, ProjectId, Scope, Slug, Tenant, 
 #[serde(deny_unknown_fields)]
 pub struct TenantIn {
     /// Display name, 1–200 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub name: String,
     /// Optional slug; generated from the name when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"))]
     pub slug: Option<String>,
     /// `active` (default) or `suspended`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<TenantStatus>,
     /// Optional plan label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub plan: Option<String>,
     /// Optional JSON object (at most 16 KiB serialized by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,16 +49,22 @@ pub struct TenantIn {
 pub struct TenantPatch {
     /// New display name.
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false, min_length = 1, max_length = 200))]
     pub name: Option<String>,
     /// New slug (must be free among the project's live tenants).
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(nullable = false, pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    )]
     pub slug: Option<String>,
     /// `active` or `suspended` (use `DELETE` to delete).
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub status: Option<TenantStatus>,
     /// New plan; `null` clears it.
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, nullable))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, nullable, min_length = 1, max_length = 64))]
     pub plan: Option<Option<String>>,
     /// A JSON merge patch (RFC 7396) applied to the metadata: keys set to `null` are removed.
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]

@@ -153,12 +153,18 @@ where
 #[serde(deny_unknown_fields)]
 pub struct EndpointIn {
     /// Where to POST events: `http` or `https`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 2048, pattern = "^[hH][tT][tT][pP][sS]?://[^/?#@]+")
+    )]
     pub url: String,
     /// A note for people.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 500))]
     pub description: Option<String>,
     /// Exact types and `tenant.*`; absent or null = every type.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub event_types: Option<Vec<String>>,
     /// Whether to send to it (default true).
     #[serde(default)]
@@ -172,17 +178,27 @@ pub struct EndpointIn {
 pub struct EndpointPatch {
     /// New URL.
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            nullable = false,
+            min_length = 1,
+            max_length = 2048,
+            pattern = "^[hH][tT][tT][pP][sS]?://[^/?#@]+"
+        )
+    )]
     pub url: Option<String>,
     /// New description; null clears it.
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, nullable))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, nullable, max_length = 500))]
     pub description: Option<Option<String>>,
     /// New filter; null = every type.
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>, nullable))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>, nullable, min_items = 1))]
     pub event_types: Option<Option<Vec<String>>>,
     /// Enable or disable; enabling clears the reason it was disabled.
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub enabled: Option<bool>,
 }
 

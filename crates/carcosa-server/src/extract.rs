@@ -167,3 +167,14 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
+
+/// Reads an optional cursor parameter with `parse`; empty means absent, anything unreadable is
+/// 400 `invalid_cursor`.
+pub fn cursor_param<T, E: std::fmt::Display>(
+    text: Option<&str>,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<Option<T>, ApiError> {
+    text.filter(|t| !t.is_empty()).map(parse).transpose().map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "Invalid cursor", e.to_string())
+    })
+}

@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use carcosa_core::api::EventPage;
 use carcosa_core::{EventCursor, Problem};
 use serde::Deserialize;
@@ -13,7 +12,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::{Authorized, scope};
 use crate::error::ApiError;
-use crate::extract::ApiQuery;
+use crate::extract::{ApiQuery, cursor_param};
 use crate::routes::tenants::page_limit;
 
 /// The feed routes.
@@ -27,9 +26,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 struct FeedQuery {
     /// The `seq` of the last event you have (`next_cursor` of the previous page, or `as_of` of a
-    /// tenant listing); absent = from the oldest retained event.
+    /// tenant listing); absent or empty = from the oldest retained event.
+    #[param(pattern = "^[0-9]*$")]
     after: Option<String>,
     /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -54,9 +55,7 @@ async fn list_events(
     ApiQuery(query): ApiQuery<FeedQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
     let limit = page_limit(query.limit)?;
-    let after = query.after.as_deref().map(EventCursor::parse).transpose().map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "Invalid cursor", e.to_string())
-    })?;
+    let after = cursor_param(query.after.as_deref(), EventCursor::parse)?;
     let (data, next_cursor, has_more) = state.store().list_events(auth.project(), after, limit).await?;
     Ok(Json(EventPage { data, next_cursor, has_more }))
 }

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::{Authorized, scope};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery, IdempotencyKey, IfMatch, etag};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, IdempotencyKey, IfMatch, cursor_param, etag};
 use crate::store::{CreateOutcome, IdempotencyRequest, TenantFilter, TenantRef};
 
 /// The tenant routes.
@@ -180,12 +180,15 @@ async fn delete_tenant(
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (empty = the first page).
     cursor: Option<String>,
     /// `active`, `suspended` or `deleted`; absent = live tenants (active and suspended).
+    #[param(value_type = Option<TenantStatus>)]
     status: Option<String>,
     /// Case-insensitive substring of the name or slug (at most 200 characters).
+    #[param(max_length = 200)]
     q: Option<String>,
 }
 
@@ -209,9 +212,7 @@ async fn list_tenants(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<TenantPage>, ApiError> {
     let limit = page_limit(query.limit)?;
-    let after = query.cursor.as_deref().map(PageCursor::decode).transpose().map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "Invalid cursor", e.to_string())
-    })?;
+    let after = cursor_param(query.cursor.as_deref(), PageCursor::decode)?;
     let status = query
         .status
         .as_deref()

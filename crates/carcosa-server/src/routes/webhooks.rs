@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::{Authorized, scope};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, cursor_param};
 use crate::routes::tenants::page_limit;
 use crate::ssrf::GuardError;
 use crate::store::{EndpointChanges, EndpointRecord, NewEndpoint};
@@ -308,10 +308,12 @@ async fn send_test(
 #[serde(deny_unknown_fields)]
 struct DeliveryQuery {
     /// `pending`, `succeeded` or `failed`.
+    #[param(value_type = Option<DeliveryStatus>)]
     status: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (empty = the first page).
     cursor: Option<String>,
     /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -343,9 +345,7 @@ async fn list_deliveries(
         .map(str::parse::<DeliveryStatus>)
         .transpose()
         .map_err(|e| ApiError::invalid_query(e.to_string()))?;
-    let before = query.cursor.as_deref().map(DeliveryId::parse).transpose().map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "Invalid cursor", e.to_string())
-    })?;
+    let before = cursor_param(query.cursor.as_deref(), DeliveryId::parse)?;
     let page = state
         .store()
         .list_deliveries(auth.project(), id, status, before, limit)
