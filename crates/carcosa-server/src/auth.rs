@@ -111,7 +111,9 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
         return Err(ApiError::unauthorized("this API key has been revoked"));
     }
     let at = now();
-    if stored.key.last_used_at.is_none_or(|last| at - last > TOUCH_EVERY) {
+    if stored.key.last_used_at.is_none_or(|last| at - last > TOUCH_EVERY)
+        && state.claim_key_touch(&stored.key.id, at)
+    {
         let store = state.store().clone();
         let key_id = stored.key.id.clone();
         tokio::spawn(async move {

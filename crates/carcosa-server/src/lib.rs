@@ -56,6 +56,7 @@ struct StateInner {
     secrets: SecretBox,
     address_policy: Arc<AddressPolicy>,
     secret_grace: chrono::TimeDelta,
+    key_touches: std::sync::Mutex<std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>>,
 }
 
 impl AppState {
@@ -71,6 +72,7 @@ impl AppState {
                 secrets,
                 address_policy: Arc::new(AddressPolicy::new(config.webhook_allow_private, networks)),
                 secret_grace: chrono::TimeDelta::hours(i64::from(config.webhook_secret_grace_hours)),
+                key_touches: std::sync::Mutex::default(),
             }),
         })
     }
@@ -85,6 +87,19 @@ impl AppState {
     #[must_use]
     pub fn address_policy(&self) -> &Arc<AddressPolicy> {
         &self.inner.address_policy
+    }
+
+    /// Whether this request should record that `key_id` was used at `at`: once a minute per key
+    /// and process, however many requests arrive meanwhile.
+    pub(crate) fn claim_key_touch(&self, key_id: &str, at: chrono::DateTime<chrono::Utc>) -> bool {
+        let mut touches = self.inner.key_touches.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match touches.get(key_id) {
+            Some(last) if at - *last < chrono::TimeDelta::seconds(60) => false,
+            _ => {
+                touches.insert(key_id.to_owned(), at);
+                true
+            }
+        }
     }
 
     /// How long a rotated-out secret keeps signing.

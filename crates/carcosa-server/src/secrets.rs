@@ -122,9 +122,17 @@ fn load_or_create(path: &Path) -> Result<[u8; 32], SecretError> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             let mut key = [0_u8; 32];
             rand::thread_rng().fill_bytes(&mut key);
-            write_private(path, format!("{}\n", STANDARD.encode(key)).as_bytes()).map_err(io)?;
-            tracing::info!(path = %path.display(), "generated the master key for secrets at rest; back it up with the database");
-            Ok(key)
+            match write_private(path, format!("{}\n", STANDARD.encode(key)).as_bytes()) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "generated the master key for secrets at rest; back it up with the database");
+                    Ok(key)
+                }
+                // Another process created it first: use theirs.
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                    decode_key(&std::fs::read_to_string(path).map_err(io)?)
+                }
+                Err(err) => Err(io(err)),
+            }
         }
         Err(err) => Err(io(err)),
     }

@@ -12,6 +12,17 @@ async fn a_revoked_key_is_refused(backend: Backend) {
     let (out, key) = app.store.create_key(app.project, &Scope::ALL, Some("temp")).await.unwrap();
     let key = key.expose();
     app.req(Method::GET, "/v1/tenants").key(&key).send().await.expect(200);
+    // Its use is recorded (in the background, right after the request).
+    let mut last_used = None;
+    for _ in 0..50 {
+        let keys = app.store.list_keys(app.project).await.unwrap();
+        last_used = keys.into_iter().find(|k| k.id == out.id).and_then(|k| k.last_used_at);
+        if last_used.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(last_used.is_some(), "last_used_at was not recorded");
     let revoked = app.store.revoke_key(&out.id).await.unwrap();
     assert!(revoked.revoked_at.is_some());
     let problem =
