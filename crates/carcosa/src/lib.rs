@@ -1,0 +1,24 @@
+//! `carcosa`: what an application links to follow a Carcosa tenant registry.
+//!
+//! Today this crate holds the typed REST client, [`Client`]: every tenant and changes-feed call of
+//! API v1, with timeouts, retries (exponential backoff with jitter on network errors, 5xx and 429,
+//! honouring `Retry-After`) and errors that carry the server's problem details. The sync engine,
+//! local stores and tenant detection build on it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), carcosa::Error> {
+//! use carcosa::Client;
+//! use carcosa_core::api::TenantIn;
+//!
+//! let client = Client::new("http://127.0.0.1:8700", "ck_…")?;
+//! let tenant = client.create_tenant(&TenantIn { name: "Acme".into(), ..TenantIn::default() }).await?;
+//! let page = client.list_events(None, 100).await?;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod client;
+
+pub use carcosa_core as core;
+pub use client::{Client, ClientBuilder, Error, ListTenants};
