@@ -21,6 +21,7 @@ pub mod id;
 pub mod merge_patch;
 pub mod problem;
 pub mod slug;
+pub mod sync_status;
 pub mod tenant;
 pub mod webhook;
 

@@ -1,6 +1,6 @@
 //! The typed REST client of Carcosa's API v1.
 //!
-//! Every method maps to one route. Failures come back as [`Error`]: the server's problem details
+//! Every method maps to one route (tenants, the changes feed, sync status). Failures come back as [`Error`]: the server's problem details
 //! for API errors (match on [`Error::code`]), or what went wrong on the way.
 //!
 //! Retries: requests that failed on the network, or were answered 5xx or 429, are retried with
@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use carcosa_core::api::{EventPage, TenantIn, TenantPage, TenantPatch};
+use carcosa_core::sync_status::{SyncStatusIn, SyncStatusList};
 use carcosa_core::{EventCursor, Problem, Tenant, TenantStatus};
 use rand::Rng;
 use reqwest::header::{AUTHORIZATION, HeaderValue, IF_MATCH, RETRY_AFTER};
@@ -262,12 +263,29 @@ impl Client {
         self.send(|| self.request(Method::GET, "/v1/events").query(&query)).await
     }
 
+    /// Reports this app's sync state (`POST /v1/sync-status`), for operators to see its lag.
+    pub async fn report_sync_status(&self, status: &SyncStatusIn) -> Result<(), Error> {
+        self.exchange(|| self.request(Method::POST, "/v1/sync-status").json(status)).await.map(drop)
+    }
+
+    /// Every synced app's state and lag.
+    pub async fn list_sync_status(&self) -> Result<SyncStatusList, Error> {
+        self.send(|| self.request(Method::GET, "/v1/sync-status")).await
+    }
+
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.http.request(method, format!("{}{path}", self.base)).header(AUTHORIZATION, self.auth.clone())
     }
 
     /// Sends the request `build` makes, retrying what is worth retrying, and decodes the answer.
     async fn send<T: DeserializeOwned>(&self, build: impl Fn() -> RequestBuilder) -> Result<T, Error> {
+        let (status, body) = self.exchange(build).await?;
+        serde_json::from_slice(&body).map_err(|e| Error::Decode(format!("{status}: {e}")))
+    }
+
+    /// Sends the request `build` makes, retrying what is worth retrying; returns a successful
+    /// answer's status and body, or the error.
+    async fn exchange(&self, build: impl Fn() -> RequestBuilder) -> Result<(StatusCode, Vec<u8>), Error> {
         let mut attempt = 0;
         loop {
             let outcome = build().send().await;
@@ -286,7 +304,7 @@ impl Client {
                 attempt += 1;
                 continue;
             }
-            return decode(outcome.map_err(Error::Transport)?).await;
+            return read(outcome.map_err(Error::Transport)?).await;
         }
     }
 
@@ -330,11 +348,12 @@ fn segment(text: &str) -> String {
     out
 }
 
-async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, Error> {
+/// Reads a whole answer: a success's status and body, or an API error with the problem details.
+async fn read(response: reqwest::Response) -> Result<(StatusCode, Vec<u8>), Error> {
     let status = response.status();
-    let body = response.bytes().await.map_err(Error::Transport)?;
+    let body = response.bytes().await.map_err(Error::Transport)?.to_vec();
     if status.is_success() {
-        return serde_json::from_slice(&body).map_err(|e| Error::Decode(format!("{status}: {e}")));
+        return Ok((status, body));
     }
     let problem = serde_json::from_slice::<Problem>(&body).unwrap_or_else(|_| {
         Problem::new(

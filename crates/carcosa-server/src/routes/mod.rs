@@ -5,6 +5,7 @@
 
 pub mod events;
 pub mod ops;
+pub mod sync_status;
 pub mod tenants;
 pub mod webhooks;
 
@@ -28,6 +29,7 @@ Errors are `application/problem+json` with a stable `code`.",
         (name = "tenants", description = "Create, read, update, delete and list tenants."),
         (name = "events", description = "The changes feed: every tenant change, numbered without gaps."),
         (name = "webhooks", description = "Endpoints that receive every tenant change, signed (Standard Webhooks), with retries, a delivery log and replay."),
+        (name = "sync", description = "What each synced application reports about itself, and its lag."),
         (name = "operations", description = "Health, readiness and this description."),
     )
 )]
@@ -39,6 +41,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(tenants::router())
         .merge(events::router())
         .merge(webhooks::router())
+        .merge(sync_status::router())
         .merge(ops::router())
 }
 

@@ -489,6 +489,23 @@ impl Store {
         on_backend!(self, s => s.recover_deliveries(project, endpoint, since).await)
     }
 
+    /// Records what an app instance reports about its sync.
+    pub async fn report_sync_status(
+        &self,
+        project: ProjectId,
+        status: &carcosa_core::sync_status::SyncStatusIn,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, s => s.report_sync_status(project, status).await)
+    }
+
+    /// Every instance's sync state, with its lag behind the feed's head.
+    pub async fn list_sync_status(
+        &self,
+        project: ProjectId,
+    ) -> Result<carcosa_core::sync_status::SyncStatusList, StoreError> {
+        on_backend!(self, s => s.list_sync_status(project).await)
+    }
+
     /// Removes events that occurred before `events_before` and idempotency records created before
     /// `keys_before`.
     pub async fn prune(

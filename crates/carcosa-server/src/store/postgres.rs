@@ -53,3 +53,4 @@ impl PgStore {
 
 include!("sql.rs");
 include!("webhooks.rs");
+include!("sync_status.rs");

@@ -64,3 +64,4 @@ impl SqliteStore {
 
 include!("sql.rs");
 include!("webhooks.rs");
+include!("sync_status.rs");

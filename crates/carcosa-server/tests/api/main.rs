@@ -13,5 +13,6 @@ mod errors;
 mod events;
 mod keys;
 mod openapi;
+mod sync_status;
 mod tenants;
 mod webhooks;

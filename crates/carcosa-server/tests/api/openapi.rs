@@ -68,6 +68,8 @@ async fn the_document_lists_every_route_and_error(backend: Backend) {
         ("/v1/webhook-endpoints/{id}/deliveries", "get"),
         ("/v1/webhook-endpoints/{id}/recover", "post"),
         ("/v1/deliveries/{id}/resend", "post"),
+        ("/v1/sync-status", "post"),
+        ("/v1/sync-status", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/openapi.json", "get"),

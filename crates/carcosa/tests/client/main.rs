@@ -108,6 +108,28 @@ async fn the_client_covers_the_tenant_lifecycle_and_the_feed() {
 }
 
 #[tokio::test]
+async fn apps_report_their_sync_status() {
+    let server = server().await;
+    let client = Client::new(&server.url, &server.key).unwrap();
+    client.create_tenant(&named("Acme")).await.unwrap();
+    client.create_tenant(&named("Globex")).await.unwrap();
+    let status = carcosa_core::sync_status::SyncStatusIn {
+        instance: "billing".into(),
+        cursor: EventCursor::after_seq(1),
+        last_success_at: Some(chrono::Utc::now()),
+        last_error: None,
+        last_error_at: None,
+    };
+    client.report_sync_status(&status).await.unwrap();
+    let list = client.list_sync_status().await.unwrap();
+    assert_eq!(list.head, EventCursor::after_seq(2));
+    assert_eq!(list.data[0].instance, "billing");
+    assert_eq!(list.data[0].lag_events, 1);
+    let bad = carcosa_core::sync_status::SyncStatusIn { instance: "no spaces".into(), ..status };
+    assert_eq!(client.report_sync_status(&bad).await.unwrap_err().code(), Some("invalid_instance"));
+}
+
+#[tokio::test]
 async fn a_wrong_key_is_an_api_error() {
     let server = server().await;
     let client = Client::new(&server.url, "ck_nope").unwrap();
