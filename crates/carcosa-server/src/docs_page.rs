@@ -18,25 +18,38 @@ pub fn render(spec: &Value) -> String {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>{t} API reference</title><style>{STYLE}</style></head><body><header><h1>{t} API <small>v{v}</small></h1>\
-<p>{d}</p><p><a href=\"/openapi.json\">openapi.json</a></p></header><nav aria-label=\"Operations\"><ul>",
+<p>{d}</p><p><a href=\"/openapi.json\">openapi.json</a></p></header><nav aria-label=\"Operations\">",
         t = esc(&title),
         v = esc(&version),
-        d = esc(&text(&spec["info"]["description"])),
+        d = code_spans(&esc(&text(&spec["info"]["description"]))),
     );
-    let operations = operations(spec);
-    for op in &operations {
+    let groups = grouped(spec);
+    for (tag, operations) in &groups {
+        let _ = write!(out, "<h2 class=\"tag\">{}</h2><ul>", esc(&tag.name));
+        for op in operations {
+            let _ = write!(
+                out,
+                "<li><a href=\"#{anchor}\"><span class=\"m {m}\">{M}</span> {p}</a></li>",
+                anchor = op.anchor(),
+                m = op.method,
+                M = op.method.to_uppercase(),
+                p = esc(&op.path)
+            );
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str("<ul><li><a href=\"#schemas\">Schemas</a></li></ul></nav><main>");
+    for (tag, operations) in &groups {
         let _ = write!(
             out,
-            "<li><a href=\"#{anchor}\"><span class=\"m {m}\">{M}</span> {p}</a></li>",
-            anchor = op.anchor(),
-            m = op.method,
-            M = op.method.to_uppercase(),
-            p = esc(&op.path)
+            "<section class=\"group\"><h1>{}</h1><p>{}</p>",
+            esc(&tag.name),
+            code_spans(&esc(&tag.description))
         );
-    }
-    out.push_str("<li><a href=\"#schemas\">Schemas</a></li></ul></nav><main>");
-    for op in &operations {
-        render_operation(&mut out, op);
+        for op in operations {
+            render_operation(&mut out, op);
+        }
+        out.push_str("</section>");
     }
     out.push_str("<section id=\"schemas\"><h2>Schemas</h2>");
     if let Some(schemas) = spec["components"]["schemas"].as_object() {
@@ -62,19 +75,36 @@ impl Operation<'_> {
     }
 }
 
-fn operations(spec: &Value) -> Vec<Operation<'_>> {
-    const METHODS: [&str; 5] = ["get", "post", "patch", "put", "delete"];
-    let mut ops = Vec::new();
+struct Tag {
+    name: String,
+    description: String,
+}
+
+/// The operations under each tag, in the document's tag order; untagged ones last.
+fn grouped(spec: &Value) -> Vec<(Tag, Vec<Operation<'_>>)> {
+    const METHODS: [&str; 5] = ["post", "get", "patch", "put", "delete"];
+    let mut tags: Vec<Tag> = spec["tags"]
+        .as_array()
+        .map(|tags| {
+            tags.iter()
+                .map(|t| Tag { name: text(&t["name"]), description: text(&t["description"]) })
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.push(Tag { name: "other".into(), description: String::new() });
+    let mut groups: Vec<(Tag, Vec<Operation<'_>>)> = tags.into_iter().map(|t| (t, Vec::new())).collect();
     if let Some(paths) = spec["paths"].as_object() {
         for (path, item) in paths {
             for method in METHODS {
-                if item.get(method).is_some() {
-                    ops.push(Operation { path: path.clone(), method, body: &item[method] });
-                }
+                let Some(body) = item.get(method) else { continue };
+                let tag = body["tags"].get(0).map(text).unwrap_or_default();
+                let index = groups.iter().position(|(t, _)| t.name == tag).unwrap_or(groups.len() - 1);
+                groups[index].1.push(Operation { path: path.clone(), method, body });
             }
         }
     }
-    ops
+    groups.retain(|(_, ops)| !ops.is_empty());
+    groups
 }
 
 fn render_operation(out: &mut String, op: &Operation<'_>) {
@@ -260,7 +290,8 @@ const STYLE: &str = "\
 @media (prefers-color-scheme:dark){:root{--fg:#e8e8ea;--muted:#a0a4aa;--line:#3a3d42;--bg:#16171a;--code:#24262b;--accent:#8fb0ff}}\
 *{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:var(--fg);background:var(--bg);display:grid;grid-template-columns:minmax(14rem,18rem) 1fr}\
 header{grid-column:1/-1;padding:1rem 1.5rem;border-bottom:1px solid var(--line)}h1{margin:0 0 .25rem;font-size:1.5rem}h1 small{color:var(--muted);font-weight:400;font-size:1rem}\
-nav{padding:1rem;border-right:1px solid var(--line);position:sticky;top:0;align-self:start;max-height:100vh;overflow:auto}nav ul{list-style:none;margin:0;padding:0}nav li{margin:.2rem 0}\
+nav{padding:1rem;border-right:1px solid var(--line);position:sticky;top:0;align-self:start;max-height:100vh;overflow:auto}nav ul{list-style:none;margin:0 0 .8rem;padding:0}nav li{margin:.2rem 0}\
+nav h2.tag{font-size:.8rem;text-transform:uppercase;letter-spacing:.05em;color:var(--muted);margin:.4rem 0}section.group>h1{font-size:1.4rem;text-transform:capitalize;margin:.5rem 0 0}section.group>p{color:var(--muted)}\
 a{color:var(--accent)}a:focus{outline:2px solid var(--accent);outline-offset:2px}main{padding:1rem 1.5rem;min-width:0}\
 section.op{border-bottom:1px solid var(--line);padding-bottom:1rem;margin-bottom:1rem}h2{font-size:1.15rem}h3{font-size:1rem;margin-bottom:.3rem}\
 code{background:var(--code);padding:.05rem .3rem;border-radius:4px;font-size:.9em}table{border-collapse:collapse;width:100%;margin:.3rem 0;display:block;overflow-x:auto}\
@@ -278,12 +309,14 @@ mod tests {
     fn text_from_the_document_is_escaped() {
         let spec = json!({
             "info": {"title": "<T>", "version": "1", "description": "a & b"},
-            "paths": {"/x": {"get": {"summary": "<script>", "responses": {"200": {"description": "`ok`"}}}}},
+            "tags": [{"name": "things", "description": "All the <things>."}],
+            "paths": {"/x": {"get": {"tags": ["things"], "summary": "<script>", "responses": {"200": {"description": "`ok`"}}}}},
         });
         let page = render(&spec);
         assert!(page.contains("&lt;T&gt;"));
         assert!(page.contains("&lt;script&gt;"));
         assert!(!page.contains("<script>"));
         assert!(page.contains("<code>ok</code>"));
+        assert!(page.contains("All the &lt;things&gt;."), "tags group the operations");
     }
 }
