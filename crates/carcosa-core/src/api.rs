@@ -214,8 +214,8 @@ pub struct TenantPage {
     pub data: Vec<Tenant>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
-    /// The changes-feed position this listing reflects: a full sync continues with
-    /// `GET /v1/events?after=<as_of>`.
+    /// The changes-feed position this listing reflects: a full sync reads every page, then
+    /// continues with `GET /v1/events?after=<as_of>` using the **first** page's `as_of`.
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1042"))]
     pub as_of: EventCursor,
 }

@@ -131,6 +131,9 @@ impl EventTypeFilter {
 pub fn parse_description(text: Option<&str>) -> Result<Option<String>, EndpointFieldError> {
     match text.map(str::trim) {
         None | Some("") => Ok(None),
+        Some(d) if d.contains('\0') => {
+            Err(field_error("invalid_description", "description cannot contain the NUL character"))
+        }
         Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => Err(field_error(
             "invalid_description",
             format!("description is at most {MAX_DESCRIPTION_CHARS} characters"),

@@ -49,10 +49,8 @@ impl SyncStatusIn {
                 self.instance.chars().take(40).collect::<String>()
             )));
         }
-        if let Some(error) = &mut self.last_error
-            && error.chars().count() > MAX_ERROR_CHARS
-        {
-            *error = error.chars().take(MAX_ERROR_CHARS).collect();
+        if let Some(error) = &mut self.last_error {
+            *error = error.chars().filter(|c| *c != '\0').take(MAX_ERROR_CHARS).collect();
         }
         Ok(self)
     }

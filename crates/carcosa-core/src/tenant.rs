@@ -147,6 +147,9 @@ impl Metadata {
 
     /// Accepts an object of at most `max_bytes` serialized bytes.
     pub fn from_map(map: Map<String, Value>, max_bytes: usize) -> Result<Self, InvalidField> {
+        if map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)) {
+            return Err(InvalidField("metadata cannot contain the NUL character (\\u0000)".into()));
+        }
         let size = serde_json::to_vec(&map).map_or(usize::MAX, |v| v.len());
         if size > max_bytes {
             return Err(InvalidField(format!(
@@ -166,6 +169,16 @@ impl Metadata {
     #[must_use]
     pub fn into_map(self) -> Map<String, Value> {
         self.0
+    }
+}
+
+/// Whether a JSON value holds the NUL character in any string or key.
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
     }
 }
 
@@ -281,6 +294,8 @@ mod tests {
         assert!(Metadata::parse(json!([1, 2]), 100).is_err());
         assert!(Metadata::parse(json!("x"), 100).is_err());
         assert!(Metadata::parse(json!({"a": "x".repeat(200)}), 100).is_err());
+        assert!(Metadata::parse(json!({"a": ["ok", {"b": "nul\u{0}"}]}), 100).is_err());
+        assert!(Metadata::parse(json!({"k\u{0}": 1}), 100).is_err());
     }
 
     #[test]

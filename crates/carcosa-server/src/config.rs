@@ -327,25 +327,32 @@ impl DatabaseUrl {
         &self.0
     }
 
-    /// The URL with any password replaced by `***`.
+    /// The URL with any password (in the user info or a `password=` parameter) replaced by
+    /// `***`.
     #[must_use]
     pub fn redacted(&self) -> String {
         let url = &self.0;
-        let Some(scheme_end) = url.find("://") else {
-            return url.clone();
-        };
+        let Some(scheme_end) = url.find("://") else { return url.clone() };
         let rest = &url[scheme_end + 3..];
         let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let Some(at) = rest[..authority_end].rfind('@') else {
-            return url.clone();
-        };
-        let userinfo = &rest[..at];
-        match userinfo.split_once(':') {
-            Some((user, _password)) => {
-                format!("{}://{user}:***{}", &url[..scheme_end], &rest[at..])
-            }
+        let mut out = match rest[..authority_end].rfind('@') {
+            Some(at) => match rest[..at].split_once(':') {
+                Some((user, _password)) => format!("{}://{user}:***{}", &url[..scheme_end], &rest[at..]),
+                None => url.clone(),
+            },
             None => url.clone(),
+        };
+        if let Some(query_start) = out.find('?') {
+            let query: Vec<String> = out[query_start + 1..]
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            out = format!("{}?{}", &out[..query_start], query.join("&"));
         }
+        out
     }
 }
 
@@ -440,6 +447,10 @@ mod tests {
         let config = Config { database_url: url, ..Config::default() };
         assert!(!config.to_redacted_toml().contains("s3cret"));
         assert_eq!(DatabaseUrl("sqlite://carcosa.db".into()).redacted(), "sqlite://carcosa.db");
+        assert_eq!(
+            DatabaseUrl("postgres://db/carcosa?user=c&password=hunter2&sslmode=require".into()).redacted(),
+            "postgres://db/carcosa?user=c&password=***&sslmode=require"
+        );
         assert_eq!(
             DatabaseUrl("postgres://root@localhost/db".into()).redacted(),
             "postgres://root@localhost/db"

@@ -34,6 +34,9 @@ use crate::store::{AttemptRecord, ClaimedDelivery, EndpointRecord, NextStep, Sto
 
 /// How long a wake-up waits for more writes to join it, so one claim serves many.
 const COALESCE: Duration = Duration::from_millis(2);
+/// The shortest sleep between looks for due retries. New deliveries and finished attempts wake
+/// the dispatcher at once; this only bounds how early a retry can go out.
+const MIN_NAP: Duration = Duration::from_millis(50);
 /// Most attempts written in one transaction.
 const RECORD_BATCH: usize = 256;
 /// How much of a receiver's answer the delivery log keeps.
@@ -182,10 +185,19 @@ impl Dispatcher {
                         }
                     }
                 }
+                Err(err) if batch.len() > 1 => {
+                    // One bad row must not sink the others: record them one by one.
+                    tracing::warn!(attempts = batch.len(), error = %err, "recording a batch of webhook attempts failed; recording them one by one");
+                    for one in batch.chunks(1) {
+                        if let Err(err) = self.store.record_attempts(one).await {
+                            tracing::error!(delivery_id = %one[0].0.id, error = %err, "cannot record a webhook attempt; its lease will expire and it will be retried");
+                        }
+                    }
+                }
                 Err(err) => tracing::error!(
-                    attempts = batch.len(),
+                    delivery_id = %batch[0].0.id,
                     error = %err,
-                    "cannot record webhook attempts; their leases will expire and they will be retried"
+                    "cannot record a webhook attempt; its lease will expire and it will be retried"
                 ),
             }
             batch.clear();
@@ -259,9 +271,7 @@ impl Dispatcher {
     async fn nap(&self) -> Duration {
         let poll = self.settings.poll_interval;
         match self.store.next_delivery_due().await {
-            Ok(Some(due)) => {
-                (due - Utc::now()).to_std().unwrap_or(Duration::ZERO).clamp(Duration::from_millis(5), poll)
-            }
+            Ok(Some(due)) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO).clamp(MIN_NAP, poll),
             Ok(None) => poll,
             Err(err) => {
                 tracing::warn!(error = %err, "reading the next webhook due time failed");
@@ -297,7 +307,7 @@ impl Dispatcher {
                 tracing::warn!(delivery_id = %delivery.id, endpoint_id = %endpoint.endpoint.id, status = ?record.response_status, error = ?record.error, "webhook delivery failed after its last attempt; it can be resent")
             }
             NextStep::EndpointGone => {
-                tracing::warn!(endpoint_id = %endpoint.endpoint.id, url = %endpoint.endpoint.url, "the receiver answered 410 Gone: endpoint disabled")
+                tracing::warn!(endpoint_id = %endpoint.endpoint.id, "the receiver answered 410 Gone: endpoint disabled")
             }
         }
         Some((delivery, record))
@@ -439,7 +449,13 @@ async fn read_prefix(mut response: reqwest::Response) -> String {
         }
     }
     body.truncate(RESPONSE_BODY_LIMIT);
-    String::from_utf8_lossy(&body).into_owned()
+    storable(&String::from_utf8_lossy(&body))
+}
+
+/// Text as the delivery log can keep it on every database: PostgreSQL's `TEXT` refuses the NUL
+/// character, which binary answers contain.
+fn storable(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
 }
 
 /// A short, safe description of a failed request (no URL query, no headers).
@@ -455,7 +471,7 @@ fn describe(err: &reqwest::Error, timeout: Duration) -> String {
     }
     let kind = if err.is_connect() { "connection failed" } else { "request failed" };
     match parts.last() {
-        Some(root) => format!("{kind}: {root}"),
+        Some(root) => storable(&format!("{kind}: {root}")),
         None => kind.to_owned(),
     }
 }

@@ -145,6 +145,18 @@ impl From<StoreError> for ApiError {
                 "Invalid field",
                 format!("metadata: {message}"),
             ),
+            StoreError::DeliveryInFlight => Self::new(
+                StatusCode::CONFLICT,
+                "delivery_in_flight",
+                "Delivery in flight",
+                "the delivery is being attempted right now; resend it once the attempt is recorded",
+            ),
+            StoreError::UnstorableText => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_text",
+                "Invalid text",
+                "text cannot contain the NUL character (\\u0000)",
+            ),
             StoreError::IdempotencyMismatch => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",

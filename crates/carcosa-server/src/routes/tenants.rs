@@ -219,8 +219,8 @@ async fn list_tenants(
         .map(str::parse::<TenantStatus>)
         .transpose()
         .map_err(|e| ApiError::invalid_query(e.to_string()))?;
-    if query.q.as_ref().is_some_and(|q| q.chars().count() > 200) {
-        return Err(ApiError::invalid_query("q is at most 200 characters"));
+    if query.q.as_ref().is_some_and(|q| q.chars().count() > 200 || q.contains('\0')) {
+        return Err(ApiError::invalid_query("q is at most 200 characters, without the NUL character"));
     }
     let filter = TenantFilter { status, q: query.q };
     Ok(Json(state.store().list_tenants(auth.project(), &filter, after, limit).await?))

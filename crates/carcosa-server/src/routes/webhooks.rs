@@ -224,7 +224,7 @@ async fn delete_endpoint(
 ///
 /// The new secret signs from now on; the previous one keeps signing alongside it for the grace
 /// period (24 hours by default), so `webhook-signature` carries both until the receiver has
-/// switched.
+/// switched. Rotating again within the grace period retires the oldest secret at once.
 #[utoipa::path(
     post, path = "/v1/webhook-endpoints/{id}/rotate-secret", tag = "webhooks",
     params(("id" = String, Path, description = "The endpoint id (`ep_…`)")),
@@ -387,12 +387,14 @@ async fn recover(
 /// Re-send one delivery.
 ///
 /// The delivery starts over with a fresh retry schedule (its attempts so far stay in the log).
+/// A delivery whose attempt is under way is refused (409) rather than sent twice at once.
 #[utoipa::path(
     post, path = "/v1/deliveries/{id}/resend", tag = "webhooks",
     params(("id" = String, Path, description = "The delivery id (`dlv_…`)")),
     responses(
         (status = 202, description = "Queued again", body = DeliveryOut),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`delivery_in_flight`: an attempt is under way; resend once it is recorded", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["webhooks:manage"]))
 )]

@@ -55,6 +55,12 @@ pub enum StoreError {
     /// The metadata after a merge patch breaks the size rule.
     #[error("{0}")]
     InvalidMetadata(String),
+    /// The delivery is being attempted right now.
+    #[error("the delivery is being attempted right now")]
+    DeliveryInFlight,
+    /// Text the database cannot store (the NUL character).
+    #[error("text containing the NUL character cannot be stored")]
+    UnstorableText,
     /// An idempotency key reused with a different request.
     #[error("the idempotency key was already used with a different request")]
     IdempotencyMismatch,
@@ -76,10 +82,16 @@ pub enum StoreError {
     },
     /// The database failed or is unreachable.
     #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// Applying migrations failed.
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        if is_unstorable_text(&err) { Self::UnstorableText } else { Self::Database(err) }
+    }
 }
 
 /// Tuning of the store's connections.
@@ -666,6 +678,12 @@ pub(crate) fn like_escape(text: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// Whether a database error says text could not be stored (PostgreSQL refuses the NUL character
+/// in `TEXT` and `JSONB`).
+pub(crate) fn is_unstorable_text(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("22021" | "22P05")))
 }
 
 /// Whether a database error is a unique-constraint violation.

@@ -246,9 +246,13 @@ impl Backend {
         &self,
         attempts: &[(ClaimedDelivery, AttemptRecord)],
     ) -> Result<Vec<(EndpointId, DateTime<Utc>)>, StoreError> {
+        // Rows are locked in one order (endpoint, then delivery) by every replica, so two
+        // recorders never wait on each other in a cycle.
+        let mut ordered: Vec<&(ClaimedDelivery, AttemptRecord)> = attempts.iter().collect();
+        ordered.sort_by_key(|(delivery, _)| (delivery.endpoint_id, delivery.id));
         let mut tx = self.writer().begin().await?;
         let mut failing = Vec::new();
-        for (delivery, attempt) in attempts {
+        for (delivery, attempt) in ordered {
             if let Some(since) = record_one(&mut tx, delivery, attempt).await? {
                 failing.retain(|(id, _)| *id != delivery.endpoint_id);
                 failing.push((delivery.endpoint_id, since));
@@ -259,9 +263,13 @@ impl Backend {
     }
 
     pub(crate) async fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let row = sqlx::query("SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'")
-            .fetch_one(self.reader())
-            .await?;
+        // A leased delivery is not due before its lease ends; a disabled endpoint's never is.
+        let row = sqlx::query(
+            "SELECT MIN(CASE WHEN d.lease_expires_at > d.next_attempt_at THEN d.lease_expires_at ELSE d.next_attempt_at END) \
+             FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.status = 'pending' AND e.enabled",
+        )
+        .fetch_one(self.reader())
+        .await?;
         Ok(row.try_get::<Option<DateTime<Utc>>, _>(0)?)
     }
 
@@ -306,16 +314,26 @@ impl Backend {
     }
 
     pub(crate) async fn resend_delivery(&self, project: ProjectId, id: DeliveryId) -> Result<DeliveryOut, StoreError> {
+        let at = now();
+        // A delivery whose attempt is under way (leased) is left to finish first.
         let row = sqlx::query(&format!(
-            "UPDATE webhook_deliveries SET status = 'pending', retry_index = 0, next_attempt_at = $3, completed_at = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND project_id = $2 RETURNING {DELIVERY_COLUMNS}"
+            "UPDATE webhook_deliveries SET status = 'pending', retry_index = 0, next_attempt_at = $3, completed_at = NULL \
+             WHERE id = $1 AND project_id = $2 AND (lease_expires_at IS NULL OR lease_expires_at < $3) RETURNING {DELIVERY_COLUMNS}"
         ))
         .bind(id.to_string())
         .bind(project.to_string())
-        .bind(now())
+        .bind(at)
         .fetch_optional(self.writer())
         .await?;
-        let mut delivery = vec![delivery_from_row(&row.ok_or(StoreError::NotFound)?)?];
+        let Some(row) = row else {
+            let exists = sqlx::query("SELECT 1 FROM webhook_deliveries WHERE id = $1 AND project_id = $2")
+                .bind(id.to_string())
+                .bind(project.to_string())
+                .fetch_optional(self.reader())
+                .await?;
+            return Err(if exists.is_some() { StoreError::DeliveryInFlight } else { StoreError::NotFound });
+        };
+        let mut delivery = vec![delivery_from_row(&row)?];
         self.wake.notify_one();
         attach_attempts(self.reader(), &mut delivery).await?;
         Ok(delivery.remove(0))
@@ -341,9 +359,10 @@ impl Backend {
         Ok(done.rows_affected())
     }
 
-    /// Removes deliveries (and their attempts) created before `before`.
+    /// Removes finished deliveries (and their attempts) created before `before`. Pending ones,
+    /// held for a disabled endpoint, stay until they are sent or the endpoint is deleted.
     async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM webhook_deliveries WHERE created_at < $1")
+        let done = sqlx::query("DELETE FROM webhook_deliveries WHERE created_at < $1 AND status <> 'pending'")
             .bind(before)
             .execute(self.writer())
             .await?;

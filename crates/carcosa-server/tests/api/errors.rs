@@ -110,7 +110,36 @@ async fn credentials_are_required_and_checked(backend: Backend) {
     app.finish().await;
 }
 
+async fn nul_characters_are_refused_on_every_backend(backend: Backend) {
+    // PostgreSQL cannot store the NUL character; the API refuses it up front, on both backends.
+    let app = spawn(backend).await;
+    let body = r#"{"name": "Nul Co", "metadata": {"note": "a\u0000b"}}"#;
+    app.req(Method::POST, "/v1/tenants")
+        .raw("application/json", body)
+        .send()
+        .await
+        .expect_problem(422, "invalid_metadata");
+    let key_body = r#"{"name": "Nul Co", "metadata": {"a\u0000": 1}}"#;
+    app.req(Method::POST, "/v1/tenants")
+        .raw("application/json", key_body)
+        .send()
+        .await
+        .expect_problem(422, "invalid_metadata");
+    app.get("/v1/tenants?q=%00").await.expect_problem(400, "invalid_query");
+    let endpoint = r#"{"url": "http://127.0.0.1:9/", "description": "a\u0000"}"#;
+    app.req(Method::POST, "/v1/webhook-endpoints")
+        .raw("application/json", endpoint)
+        .send()
+        .await
+        .expect_problem(422, "invalid_description");
+    let status = r#"{"instance": "nul", "cursor": "0", "last_error": "boom\u0000"}"#;
+    app.req(Method::POST, "/v1/sync-status").raw("application/json", status).send().await.expect(204);
+    assert_eq!(app.get("/v1/sync-status").await.json()["data"][0]["last_error"], "boom");
+    app.finish().await;
+}
+
 on_both_backends!(
+    nul_characters_are_refused_on_every_backend,
     malformed_and_mistyped_bodies_are_rejected_clearly,
     oversized_bodies_get_413,
     unknown_routes_and_methods_get_problems,

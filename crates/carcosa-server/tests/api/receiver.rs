@@ -25,6 +25,8 @@ pub enum Reply {
     RetryAfter(u16, u64),
     /// 200, after sleeping this long.
     Slow(Duration),
+    /// 200 with a binary body (a NUL byte in it).
+    Binary,
 }
 
 /// One request the receiver got.
@@ -122,6 +124,7 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
     shared.arrived.notify_waiters();
     match reply {
         None | Some(Reply::Slow(_)) => (StatusCode::OK, "ok").into_response(),
+        Some(Reply::Binary) => (StatusCode::OK, vec![0_u8, 159, 146, 150, b'o', b'k']).into_response(),
         Some(Reply::Status(status)) => {
             (StatusCode::from_u16(status).unwrap(), format!("answer {status}")).into_response()
         }

@@ -371,7 +371,69 @@ async fn deliveries_are_pruned_with_the_events(backend: Backend) {
     app.finish().await;
 }
 
+async fn binary_answers_are_logged_safely(backend: Backend) {
+    let app = spawn_for_webhooks(backend, "0s,100ms").await;
+    let receiver = Receiver::start(vec![Reply::Binary]).await;
+    let (id, _) = endpoint(&app, json!({"url": receiver.url})).await;
+    app.create_named("Binary Co").await;
+    let log = settled(&app, &id).await;
+    assert_eq!(log[0]["status"], "succeeded");
+    assert_eq!(log[0]["attempts"].as_array().unwrap().len(), 1, "recorded once, not retried");
+    assert!(log[0]["attempts"][0]["response_body"].as_str().unwrap().ends_with("ok"));
+    app.finish().await;
+}
+
+async fn a_delivery_in_flight_is_not_resent_and_pending_ones_survive_pruning(backend: Backend) {
+    let app = spawn_with(backend, |c| {
+        c.webhook_allow_private = true;
+        c.webhook_retry_schedule = "0s,1h".into();
+        c.webhook_timeout_secs = 5;
+        c.webhook_poll_interval_ms = 100;
+    })
+    .await;
+    let receiver = Receiver::start(vec![Reply::Slow(Duration::from_secs(2))]).await;
+    let (id, _) = endpoint(&app, json!({"url": receiver.url})).await;
+    app.create_named("Slow Co").await;
+    // While the slow attempt runs, the delivery is leased: a resend would send it twice.
+    let mut delivery_id = String::new();
+    for _ in 0..100 {
+        if let Some(d) = deliveries(&app, &id).await.first() {
+            delivery_id = d["id"].as_str().unwrap().to_owned();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.req(Method::POST, &format!("/v1/deliveries/{delivery_id}/resend"))
+        .send()
+        .await
+        .expect_problem(409, "delivery_in_flight");
+    assert_eq!(settled(&app, &id).await[0]["status"], "succeeded");
+    // A delivery still pending (its retry is an hour away) is kept by pruning; finished ones go.
+    let (closed, _) = endpoint(&app, json!({"url": "http://127.0.0.1:9/hook"})).await;
+    app.create_named("Pending Co").await;
+    for _ in 0..100 {
+        let log = deliveries(&app, &closed).await;
+        if log.first().is_some_and(|d| !d["attempts"].as_array().unwrap().is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let future = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
+    app.store.prune(future, future).await.unwrap();
+    let kept = deliveries(&app, &closed).await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["status"], "pending");
+    assert!(
+        deliveries(&app, &id).await.iter().all(|d| d["status"] == "pending"),
+        "finished deliveries were pruned"
+    );
+    app.finish().await;
+}
+
 on_both_backends!(
+    binary_answers_are_logged_safely,
+    a_delivery_in_flight_is_not_resent_and_pending_ones_survive_pruning,
     an_endpoint_failing_too_long_is_disabled,
     deliveries_are_pruned_with_the_events,
     deliveries_are_signed_and_carry_the_event,
