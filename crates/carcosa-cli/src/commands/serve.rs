@@ -31,7 +31,8 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let database = config.database_url.redacted();
     eprintln!(
         "\n  Carcosa {version} is listening on http://{address}\n  database:  {database}\n  API docs:  http://{address}/docs\n\n  \
-No project yet? Create one (it prints an API key):\n    carcosa project create --name \"My SaaS\"\n",
+No project yet? Create one (it prints an API key):\n    carcosa project create --name \"My SaaS\"\n  \
+(from a clone of the repository: cargo run --release -- project create --name \"My SaaS\")\n",
         version = env!("CARGO_PKG_VERSION"),
     );
     tracing::info!(%address, database, "carcosa started");
