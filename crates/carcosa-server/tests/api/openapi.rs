@@ -122,4 +122,17 @@ async fn the_document_lists_every_route_and_error(backend: Backend) {
     app.finish().await;
 }
 
-on_both_backends!(the_document_lists_every_route_and_error);
+async fn readiness_needs_the_migrations(backend: Backend) {
+    let db = crate::helpers::TestDb::create(backend).await;
+    let options = carcosa_server::store::StoreOptions::default();
+    let store = carcosa_server::store::Store::connect(db.url(), &options).await.unwrap();
+    assert!(!store.ready().await.unwrap(), "a database without the migrations is not ready");
+    store.migrate().await.unwrap();
+    assert!(store.ready().await.unwrap());
+    store.migrate().await.unwrap();
+    assert!(store.ready().await.unwrap(), "migrating twice is harmless");
+    store.close().await;
+    db.drop_database().await;
+}
+
+on_both_backends!(the_document_lists_every_route_and_error, readiness_needs_the_migrations);
