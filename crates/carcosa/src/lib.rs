@@ -19,6 +19,8 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod local;
+pub mod sync;
 
 pub use carcosa_core as core;
 pub use client::{Client, ClientBuilder, Error, ListTenants};

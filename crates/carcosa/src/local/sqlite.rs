@@ -1,0 +1,61 @@
+//! The local store on SQLite.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Pool, Sqlite};
+
+use super::TableMapping;
+
+type Db = Sqlite;
+type Backend = SqliteLocal;
+const TYPES: ColumnTypes = ColumnTypes {
+    key: "INTEGER PRIMARY KEY AUTOINCREMENT",
+    text: "TEXT",
+    integer: "INTEGER",
+    json: "TEXT",
+    timestamp: "TEXT",
+};
+
+/// The app's tenant table in a SQLite database.
+#[derive(Debug, Clone)]
+pub struct SqliteLocal {
+    pool: Pool<Sqlite>,
+    mapping: TableMapping,
+    policy: DeletionPolicy,
+}
+
+impl SqliteLocal {
+    /// Opens (creating if needed) the database file.
+    pub async fn connect(
+        url: &str,
+        mapping: TableMapping,
+        policy: DeletionPolicy,
+    ) -> Result<Self, sqlx::Error> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5));
+        // One connection: SQLite has one writer, and the sync writes in one transaction at a time.
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+        Ok(Self { pool, mapping, policy })
+    }
+}
+
+/// The columns `table` has; empty if it does not exist.
+async fn existing_columns(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    table: &str,
+) -> Result<HashSet<String>, sqlx::Error> {
+    use sqlx::Row;
+    let rows = sqlx::query("SELECT name FROM pragma_table_info($1)").bind(table).fetch_all(&mut **tx).await?;
+    rows.iter().map(|r| r.try_get::<String, _>(0)).collect()
+}
+
+/// SQLite stores JSON as text: the value goes in as it is.
+fn metadata_placeholder() -> (&'static str, &'static str) {
+    ("", "")
+}
+
+include!("sql.rs");

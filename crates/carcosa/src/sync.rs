@@ -1,0 +1,192 @@
+//! The sync engine: keeps a [`LocalStore`] equal to the Carcosa project its [`Client`] reaches.
+//!
+//! * [`Sync::incremental`] reads the changes feed from the stored cursor and applies each page
+//!   together with the cursor after it, in one local transaction. A cursor past the feed's
+//!   retention (`410 cursor_expired`) falls back to a full sync by itself.
+//! * [`Sync::full`] pages through every live tenant, remembering the first page's `as_of`, then
+//!   continues incrementally from `as_of`, then reconciles deletions: linked rows that neither the
+//!   listing nor a later event mentioned were deleted in Carcosa, and the deletion policy applies.
+//! * [`Sync::apply_event`] applies one event at once (the webhook fast path); the cursor only
+//!   moves through the feed, so a lost webhook delays a change but never loses it.
+//!
+//! Runs never overlap: each takes the engine's lock for its whole length.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use carcosa_core::{Event, EventCursor};
+use tokio::sync::Mutex;
+
+use crate::client::{Client, Error as ClientError, ListTenants};
+use crate::local::{Applied, LocalError, LocalStore};
+
+/// Tenants and events read per request.
+const PAGE: u32 = 1000;
+
+/// What a sync run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Rows inserted.
+    pub created: u64,
+    /// Rows changed.
+    pub updated: u64,
+    /// Tenants deleted locally.
+    pub deleted: u64,
+    /// Snapshots that were not newer than the table.
+    pub unchanged: u64,
+    /// Tenants that could not be applied.
+    pub failed: u64,
+    /// How long the run took.
+    pub duration: Duration,
+    /// The feed position reached.
+    pub cursor: EventCursor,
+}
+
+impl SyncReport {
+    fn add(&mut self, applied: Applied) {
+        self.created += applied.created;
+        self.updated += applied.updated;
+        self.deleted += applied.deleted;
+        self.unchanged += applied.unchanged;
+    }
+}
+
+/// Why a sync run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Talking to Carcosa failed.
+    #[error(transparent)]
+    Api(#[from] ClientError),
+    /// Writing the local table failed.
+    #[error(transparent)]
+    Local(#[from] LocalError),
+}
+
+/// Keeps one local table in sync with one Carcosa project.
+#[derive(Debug)]
+pub struct Sync {
+    client: Client,
+    store: LocalStore,
+    running: Mutex<()>,
+}
+
+impl Sync {
+    /// An engine writing through `store` what `client` reads.
+    #[must_use]
+    pub fn new(client: Client, store: LocalStore) -> Self {
+        Self { client, store, running: Mutex::new(()) }
+    }
+
+    /// The local store.
+    #[must_use]
+    pub fn store(&self) -> &LocalStore {
+        &self.store
+    }
+
+    /// Every live tenant, then the feed from the listing's position, then deletions.
+    pub async fn full(&self) -> Result<SyncReport, SyncError> {
+        let _running = self.running.lock().await;
+        self.full_locked().await
+    }
+
+    /// The feed from the stored cursor (a full sync when there is none, or it expired).
+    pub async fn incremental(&self) -> Result<SyncReport, SyncError> {
+        let _running = self.running.lock().await;
+        match self.store.cursor().await? {
+            None => self.full_locked().await,
+            Some(cursor) => {
+                let started = Instant::now();
+                let mut report = SyncReport::default();
+                match self.follow_feed(cursor, &mut report, &mut HashSet::new()).await {
+                    Err(SyncError::Api(err)) if err.is_cursor_expired() => {
+                        tracing::warn!("the stored cursor is past the feed's retention: running a full sync");
+                        self.full_locked().await
+                    }
+                    Err(err) => Err(err),
+                    Ok(()) => {
+                        report.duration = started.elapsed();
+                        Ok(report)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies one event's snapshot now (if it is newer than the table's row). The cursor is
+    /// left alone: it only moves through the feed.
+    pub async fn apply_event(&self, event: &Event) -> Result<SyncReport, SyncError> {
+        let started = Instant::now();
+        let mut report =
+            SyncReport { cursor: self.store.cursor().await?.unwrap_or_default(), ..SyncReport::default() };
+        report.add(self.store.apply(std::slice::from_ref(&event.tenant), None).await?);
+        report.duration = started.elapsed();
+        Ok(report)
+    }
+
+    async fn full_locked(&self) -> Result<SyncReport, SyncError> {
+        let started = Instant::now();
+        let mut report = SyncReport::default();
+        let mut listed = HashSet::new();
+        let mut as_of = None;
+        let mut cursor = None;
+        loop {
+            let page = self
+                .client
+                .list_tenants(&ListTenants { limit: Some(PAGE), cursor, ..ListTenants::default() })
+                .await?;
+            // The first page's position: every change after it is in the feed.
+            let start = *as_of.get_or_insert(page.as_of);
+            listed.extend(page.data.iter().map(|t| t.id.to_string()));
+            report.add(self.store.apply(&page.data, None).await?);
+            report.cursor = start;
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let start = as_of.unwrap_or_default();
+        let mut touched = HashSet::new();
+        self.follow_feed(start, &mut report, &mut touched).await?;
+        if report.cursor == start {
+            // Nothing after `as_of`: store the position all the same.
+            self.store.apply(&[], Some(start)).await?;
+        }
+        listed.extend(touched);
+        report.deleted += self.store.reconcile(&listed).await?;
+        report.duration = started.elapsed();
+        tracing::info!(
+            created = report.created,
+            updated = report.updated,
+            deleted = report.deleted,
+            unchanged = report.unchanged,
+            cursor = %report.cursor,
+            "full sync done"
+        );
+        Ok(report)
+    }
+
+    /// Applies the feed after `from`, page by page with its cursor; records which tenants the
+    /// events touched.
+    async fn follow_feed(
+        &self,
+        from: EventCursor,
+        report: &mut SyncReport,
+        touched: &mut HashSet<String>,
+    ) -> Result<(), SyncError> {
+        let mut cursor = from;
+        report.cursor = from;
+        loop {
+            let page = self.client.list_events(Some(cursor), PAGE).await?;
+            let tenants: Vec<_> = page.data.into_iter().map(|e| e.tenant).collect();
+            touched.extend(tenants.iter().map(|t| t.id.to_string()));
+            if !tenants.is_empty() {
+                report.add(self.store.apply(&tenants, Some(page.next_cursor)).await?);
+            }
+            cursor = page.next_cursor;
+            report.cursor = cursor;
+            if !page.has_more {
+                return Ok(());
+            }
+        }
+    }
+}

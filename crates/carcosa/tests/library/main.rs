@@ -1,0 +1,5 @@
+//! Integration tests of the `carcosa` library against a real Carcosa server.
+
+mod client;
+mod support;
+mod sync;

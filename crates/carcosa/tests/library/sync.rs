@@ -1,0 +1,301 @@
+//! The sync engine into a real local table (SQLite, and PostgreSQL with
+//! `CARCOSA_TEST_POSTGRES_URL`), from a real Carcosa server.
+
+use std::collections::BTreeMap;
+
+use carcosa::Client;
+use carcosa::local::{DeletionPolicy, LocalStore, TableMapping};
+use carcosa::sync::Sync;
+use carcosa_core::api::{TenantIn, TenantPatch};
+use carcosa_core::{EventCursor, TenantStatus};
+use sqlx::{Connection, Row};
+
+use crate::client::named;
+use crate::support::{Server, server};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Local {
+    Sqlite,
+    Postgres,
+}
+
+/// A local database of its own for one test.
+struct LocalDb {
+    url: String,
+    _dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+impl LocalDb {
+    async fn create(kind: Local) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        match kind {
+            Local::Sqlite => {
+                Self { url: format!("sqlite://{}", dir.path().join("app.db").display()), _dir: dir, pg: None }
+            }
+            Local::Postgres => {
+                let admin = std::env::var("CARCOSA_TEST_POSTGRES_URL").expect("CARCOSA_TEST_POSTGRES_URL");
+                let name = format!("carcosa_test_app_{}", ulid::Ulid::new().to_string().to_lowercase());
+                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+                let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+                Self { url, _dir: dir, pg: Some((admin, name)) }
+            }
+        }
+    }
+
+    /// `carcosa_id → (slug, name, status, version)` of every linked row.
+    async fn rows(&self) -> BTreeMap<String, (String, String, String, i64)> {
+        let sql = "SELECT carcosa_id, slug, name, status, version FROM tenants WHERE carcosa_id IS NOT NULL";
+        let mut out = BTreeMap::new();
+        macro_rules! collect {
+            ($rows:expr) => {
+                for r in $rows {
+                    out.insert(r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4)));
+                }
+            };
+        }
+        if self.pg.is_some() {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            collect!(sqlx::query(sql).fetch_all(&mut conn).await.unwrap());
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            collect!(sqlx::query(sql).fetch_all(&mut conn).await.unwrap());
+        }
+        out
+    }
+
+    async fn execute(&self, sql: &str) {
+        if self.pg.is_some() {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            sqlx::query(sql).execute(&mut conn).await.unwrap();
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query(sql).execute(&mut conn).await.unwrap();
+        }
+    }
+
+    async fn finish(self) {
+        if let Some((admin, name)) = self.pg {
+            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// The server's state of every tenant, live and deleted, in the same shape as `LocalDb::rows`.
+async fn server_rows(client: &Client) -> BTreeMap<String, (String, String, String, i64)> {
+    let mut out = BTreeMap::new();
+    for status in [None, Some(TenantStatus::Deleted)] {
+        let mut cursor = None;
+        loop {
+            let options = carcosa::ListTenants { limit: Some(1000), cursor, status, ..Default::default() };
+            let page = client.list_tenants(&options).await.unwrap();
+            for t in &page.data {
+                out.insert(
+                    t.id.to_string(),
+                    (t.slug.to_string(), t.name.clone(), t.status.as_str().to_owned(), t.version),
+                );
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    out
+}
+
+async fn engine(server: &Server, db: &LocalDb, policy: DeletionPolicy) -> Sync {
+    let client = Client::new(&server.url, &server.key).unwrap();
+    let store = LocalStore::connect(&db.url, TableMapping::default(), policy).await.unwrap();
+    store.migrate().await.unwrap();
+    Sync::new(client, store)
+}
+
+async fn full_then_incremental_keeps_the_table_exact(kind: Local) {
+    let server = server().await;
+    let client = Client::new(&server.url, &server.key).unwrap();
+    let db = LocalDb::create(kind).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(client.create_tenant(&named(&format!("Tenant {i}"))).await.unwrap().id.to_string());
+    }
+    client
+        .update_tenant(
+            &ids[1],
+            &TenantPatch { status: Some(TenantStatus::Suspended), ..Default::default() },
+            None,
+        )
+        .await
+        .unwrap();
+    client.delete_tenant(&ids[4], None).await.unwrap();
+    // The app already has a row of its own, not linked to Carcosa.
+    let sync = engine(&server, &db, DeletionPolicy::Soft).await;
+    db.execute(
+        "INSERT INTO tenants (slug, name, status, version) VALUES ('local-only', 'Mine', 'active', 1)",
+    )
+    .await;
+
+    let report = sync.full().await.unwrap();
+    assert_eq!((report.created, report.updated, report.deleted), (4, 0, 0), "{report:?}");
+    assert_eq!(report.cursor, EventCursor::after_seq(7));
+    let live: BTreeMap<_, _> =
+        server_rows(&client).await.into_iter().filter(|(_, r)| r.2 != "deleted").collect();
+    assert_eq!(db.rows().await, live);
+
+    // Changes on the server flow in incrementally.
+    let new = client.create_tenant(&named("Newcomer")).await.unwrap();
+    client
+        .update_tenant(&ids[0], &TenantPatch { name: Some("Renamed".into()), ..Default::default() }, None)
+        .await
+        .unwrap();
+    client.delete_tenant(&ids[2], None).await.unwrap();
+    let report = sync.incremental().await.unwrap();
+    assert_eq!((report.created, report.updated, report.deleted), (1, 1, 1), "{report:?}");
+    let rows = db.rows().await;
+    assert_eq!(rows[&new.id.to_string()].0, "newcomer");
+    assert_eq!(rows[&ids[0]].1, "Renamed");
+    assert_eq!(rows[&ids[2]].2, "deleted", "soft delete keeps the row");
+    let mut expected = server_rows(&client).await;
+    expected.remove(&ids[4]); // deleted before the first sync: never local
+    assert_eq!(rows, expected);
+
+    // Running again changes nothing; the app's own row was never touched.
+    let again = sync.incremental().await.unwrap();
+    assert_eq!((again.created, again.updated, again.deleted, again.unchanged), (0, 0, 0, 0));
+    db.execute("UPDATE tenants SET name = name WHERE slug = 'local-only'").await;
+    let full_again = sync.full().await.unwrap();
+    assert_eq!((full_again.created, full_again.updated, full_again.deleted), (0, 0, 0), "{full_again:?}");
+    sync.store().close().await;
+    db.finish().await;
+}
+
+async fn hard_deletes_leave_tombstones_and_stale_events_do_nothing(kind: Local) {
+    let server = server().await;
+    let client = Client::new(&server.url, &server.key).unwrap();
+    let db = LocalDb::create(kind).await;
+    let sync = engine(&server, &db, DeletionPolicy::Hard).await;
+    let tenant = client.create_tenant(&named("Doomed")).await.unwrap();
+    sync.incremental().await.unwrap();
+    client
+        .update_tenant(
+            &tenant.id.to_string(),
+            &TenantPatch { plan: Some(Some("pro".into())), ..Default::default() },
+            None,
+        )
+        .await
+        .unwrap();
+    let events = client.list_events(None, 100).await.unwrap().data;
+    // Out of order and twice: the newer version wins, the older is ignored.
+    sync.apply_event(&events[1]).await.unwrap();
+    let stale = sync.apply_event(&events[0]).await.unwrap();
+    assert_eq!(stale.unchanged, 1);
+    assert_eq!(db.rows().await[&tenant.id.to_string()].3, 2);
+    client.delete_tenant(&tenant.id.to_string(), None).await.unwrap();
+    let report = sync.incremental().await.unwrap();
+    assert_eq!(report.deleted, 1);
+    assert!(db.rows().await.is_empty(), "hard delete removes the row");
+    // A stale event arriving after the deletion does not bring the tenant back.
+    sync.apply_event(&events[1]).await.unwrap();
+    assert!(db.rows().await.is_empty());
+    sync.store().close().await;
+    db.finish().await;
+}
+
+async fn an_expired_cursor_falls_back_to_a_full_sync(kind: Local) {
+    let server = server().await;
+    let client = Client::new(&server.url, &server.key).unwrap();
+    let db = LocalDb::create(kind).await;
+    let sync = engine(&server, &db, DeletionPolicy::Soft).await;
+    let a = client.create_tenant(&named("Alpha")).await.unwrap();
+    let b = client.create_tenant(&named("Beta")).await.unwrap();
+    sync.full().await.unwrap();
+    // Changes the app never sees in the feed: the events are pruned before it comes back.
+    client.delete_tenant(&a.id.to_string(), None).await.unwrap();
+    client
+        .update_tenant(
+            &b.id.to_string(),
+            &TenantPatch { name: Some("Beta Two".into()), ..Default::default() },
+            None,
+        )
+        .await
+        .unwrap();
+    let c = client.create_tenant(&named("Gamma")).await.unwrap();
+    let future = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
+    server.store.prune(future, future).await.unwrap();
+    let report = sync.incremental().await.unwrap();
+    assert_eq!(report.deleted, 1, "the listing lacks Alpha: reconciled as deleted");
+    let rows = db.rows().await;
+    assert_eq!(rows[&a.id.to_string()].2, "deleted");
+    assert_eq!(rows[&b.id.to_string()].1, "Beta Two");
+    assert!(rows.contains_key(&c.id.to_string()));
+    assert_eq!(sync.store().cursor().await.unwrap(), Some(EventCursor::after_seq(5)));
+    sync.store().close().await;
+    db.finish().await;
+}
+
+async fn swapped_slugs_do_not_wedge_the_sync(kind: Local) {
+    let server = server().await;
+    let client = Client::new(&server.url, &server.key).unwrap();
+    let db = LocalDb::create(kind).await;
+    let sync = engine(&server, &db, DeletionPolicy::Soft).await;
+    db.execute("CREATE UNIQUE INDEX tenants_slug_key ON tenants (slug)").await;
+    let a = client
+        .create_tenant(&TenantIn { slug: Some("one".into()), ..named("A") })
+        .await
+        .unwrap()
+        .id
+        .to_string();
+    let b = client
+        .create_tenant(&TenantIn { slug: Some("two".into()), ..named("B") })
+        .await
+        .unwrap()
+        .id
+        .to_string();
+    sync.full().await.unwrap();
+    let slug = |s: &str| TenantPatch { slug: Some(s.into()), ..Default::default() };
+    client.update_tenant(&a, &slug("swap"), None).await.unwrap();
+    client.update_tenant(&b, &slug("one"), None).await.unwrap();
+    client.update_tenant(&a, &slug("two"), None).await.unwrap();
+    // A full sync sees only the end state, where each slug's old holder is the other tenant.
+    server.store.prune(chrono::Utc::now() + chrono::TimeDelta::seconds(1), chrono::Utc::now()).await.unwrap();
+    sync.incremental().await.unwrap();
+    let rows = db.rows().await;
+    assert_eq!(rows[&a].0, "two");
+    assert_eq!(rows[&b].0, "one");
+    sync.store().close().await;
+    db.finish().await;
+}
+
+macro_rules! on_both_locals {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Local::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs PostgreSQL: set CARCOSA_TEST_POSTGRES_URL"]
+                async fn $name() {
+                    super::$name(super::Local::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_locals!(
+    full_then_incremental_keeps_the_table_exact,
+    hard_deletes_leave_tombstones_and_stale_events_do_nothing,
+    an_expired_cursor_falls_back_to_a_full_sync,
+    swapped_slugs_do_not_wedge_the_sync,
+);
