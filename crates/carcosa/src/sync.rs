@@ -68,13 +68,43 @@ pub struct Sync {
     client: Client,
     store: LocalStore,
     running: Mutex<()>,
+    instance: Option<String>,
 }
 
 impl Sync {
     /// An engine writing through `store` what `client` reads.
     #[must_use]
     pub fn new(client: Client, store: LocalStore) -> Self {
-        Self { client, store, running: Mutex::new(()) }
+        Self { client, store, running: Mutex::new(()), instance: None }
+    }
+
+    /// Reports each run's outcome to the server under this instance name
+    /// (`POST /v1/sync-status`), so operators see this app's lag.
+    #[must_use]
+    pub fn reporting_as(mut self, instance: impl Into<String>) -> Self {
+        self.instance = Some(instance.into());
+        self
+    }
+
+    /// Tells the server how the last run went (if an instance name is set). A failure to report
+    /// is logged, never fatal.
+    async fn report(&self, outcome: &Result<SyncReport, SyncError>) {
+        let Some(instance) = &self.instance else { return };
+        let cursor = match outcome {
+            Ok(report) => report.cursor,
+            Err(_) => self.store.cursor().await.ok().flatten().unwrap_or_default(),
+        };
+        let now = chrono::Utc::now();
+        let status = carcosa_core::sync_status::SyncStatusIn {
+            instance: instance.clone(),
+            cursor,
+            last_success_at: outcome.is_ok().then_some(now),
+            last_error: outcome.as_ref().err().map(ToString::to_string),
+            last_error_at: outcome.is_err().then_some(now),
+        };
+        if let Err(err) = self.client.report_sync_status(&status).await {
+            tracing::warn!(error = %err, "cannot report the sync status");
+        }
     }
 
     /// The local store.
@@ -86,12 +116,20 @@ impl Sync {
     /// Every live tenant, then the feed from the listing's position, then deletions.
     pub async fn full(&self) -> Result<SyncReport, SyncError> {
         let _running = self.running.lock().await;
-        self.full_locked().await
+        let outcome = self.full_locked().await;
+        self.report(&outcome).await;
+        outcome
     }
 
     /// The feed from the stored cursor (a full sync when there is none, or it expired).
     pub async fn incremental(&self) -> Result<SyncReport, SyncError> {
         let _running = self.running.lock().await;
+        let outcome = self.incremental_locked().await;
+        self.report(&outcome).await;
+        outcome
+    }
+
+    async fn incremental_locked(&self) -> Result<SyncReport, SyncError> {
         match self.store.cursor().await? {
             None => self.full_locked().await,
             Some(cursor) => {

@@ -26,8 +26,10 @@ pub use postgres::PgLocal;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteLocal;
 
-/// Where each tenant field goes in the app's table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where each tenant field goes in the app's table. In a mapping file (TOML) the keys are the
+/// field names; absent keys keep their defaults.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TableMapping {
     /// The table.
     pub table: String,
@@ -69,6 +71,18 @@ impl Default for TableMapping {
     }
 }
 
+impl std::str::FromStr for DeletionPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "soft" => Ok(Self::Soft),
+            "archive" => Ok(Self::Archive),
+            "hard" => Ok(Self::Hard),
+            other => Err(format!("`{other}` is not a deletion policy (soft, archive or hard)")),
+        }
+    }
+}
+
 impl TableMapping {
     /// Every name in the mapping is a plain SQL identifier (letters, digits, `_`, not starting
     /// with a digit), so it can be quoted safely.
@@ -98,7 +112,8 @@ impl TableMapping {
 }
 
 /// What happens locally when a tenant is deleted in Carcosa.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DeletionPolicy {
     /// Keep the row: status `deleted` and, if mapped, `deleted_at` set.
     #[default]

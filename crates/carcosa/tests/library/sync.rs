@@ -174,6 +174,26 @@ async fn full_then_incremental_keeps_the_table_exact(kind: Local) {
     db.finish().await;
 }
 
+async fn each_run_reports_its_status(kind: Local) {
+    let server = server().await;
+    let client = Client::new(&server.url, &server.key).unwrap();
+    let db = LocalDb::create(kind).await;
+    let store = LocalStore::connect(&db.url, TableMapping::default(), DeletionPolicy::Soft).await.unwrap();
+    store.migrate().await.unwrap();
+    let sync = Sync::new(client.clone(), store).reporting_as("app.test");
+    client.create_tenant(&named("Reported")).await.unwrap();
+    sync.full().await.unwrap();
+    client.create_tenant(&named("Later")).await.unwrap();
+    let status = client.list_sync_status().await.unwrap();
+    assert_eq!(status.data[0].instance, "app.test");
+    assert_eq!(status.data[0].lag_events, 1, "one event came after the sync");
+    assert!(status.data[0].last_success_at.is_some());
+    sync.incremental().await.unwrap();
+    assert_eq!(client.list_sync_status().await.unwrap().data[0].lag_events, 0);
+    sync.store().close().await;
+    db.finish().await;
+}
+
 async fn hard_deletes_leave_tombstones_and_stale_events_do_nothing(kind: Local) {
     let server = server().await;
     let client = Client::new(&server.url, &server.key).unwrap();
@@ -295,6 +315,7 @@ macro_rules! on_both_locals {
 
 on_both_locals!(
     full_then_incremental_keeps_the_table_exact,
+    each_run_reports_its_status,
     hard_deletes_leave_tombstones_and_stale_events_do_nothing,
     an_expired_cursor_falls_back_to_a_full_sync,
     swapped_slugs_do_not_wedge_the_sync,
