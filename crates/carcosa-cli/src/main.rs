@@ -42,6 +42,9 @@ enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Key(commands::key::Command),
+    /// Keep an app's own tenant table in sync with Carcosa (the sidecar, for apps in any
+    /// language). The app's database is `--database-url`.
+    Sync(commands::sync::Args),
     /// Measure Carcosa on this machine (see docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(commands::bench::Command),
@@ -64,12 +67,12 @@ impl Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = cli.load_config().and_then(|config| {
-        init_logging(&config, matches!(cli.command, Command::Serve(_)));
+        init_logging(&config, matches!(cli.command, Command::Serve(_) | Command::Sync(_)));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
-        runtime.block_on(run(cli.command, config))
+        runtime.block_on(run(cli.command, config, cli.database_url))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -80,8 +83,9 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+async fn run(command: Command, config: Config, app_database: Option<String>) -> anyhow::Result<()> {
     match command {
+        Command::Sync(args) => commands::sync::run(args, app_database).await,
         Command::Serve(args) => commands::serve::run(args, config).await,
         Command::Migrate => commands::migrate::run(config).await,
         Command::Project(command) => commands::project::run(command, config).await,

@@ -5,6 +5,7 @@ pub mod key;
 pub mod migrate;
 pub mod project;
 pub mod serve;
+pub mod sync;
 pub mod webhook;
 
 use anyhow::Context;

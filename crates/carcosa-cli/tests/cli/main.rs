@@ -4,3 +4,4 @@ mod commands;
 mod crash;
 mod quickstart;
 mod support;
+mod sync;
