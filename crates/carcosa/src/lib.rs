@@ -1,9 +1,11 @@
 //! `carcosa`: what an application links to follow a Carcosa tenant registry.
 //!
-//! Today this crate holds the typed REST client, [`Client`]: every tenant and changes-feed call of
-//! API v1, with timeouts, retries (exponential backoff with jitter on network errors, 5xx and 429,
-//! honouring `Retry-After`) and errors that carry the server's problem details. The sync engine,
-//! local stores and tenant detection build on it.
+//! * [`Client`]: every tenant, changes-feed and sync-status call of API v1, with timeouts, retries
+//!   (exponential backoff with jitter on network errors, 5xx and 429, honouring `Retry-After`)
+//!   and errors that carry the server's problem details.
+//! * [`local`]: the app's own tenant table (SQLite, PostgreSQL), mapped column by column.
+//! * [`sync`]: the engine that keeps that table equal to Carcosa (full, incremental, per event),
+//!   and [`receiver`] (feature `axum`): the webhook endpoint that feeds it.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), carcosa::Error> {
@@ -20,6 +22,8 @@
 
 pub mod client;
 pub mod local;
+#[cfg(feature = "axum")]
+pub mod receiver;
 pub mod sync;
 
 pub use carcosa_core as core;

@@ -13,11 +13,16 @@ pub struct Server {
 }
 
 pub async fn server() -> Server {
+    server_with(|_| {}).await
+}
+
+pub async fn server_with(adjust: impl FnOnce(&mut Config)) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
+    let mut config = Config {
         database_url: DatabaseUrl(format!("sqlite://{}", dir.path().join("c.db").display())),
         ..Config::default()
     };
+    adjust(&mut config);
     let store = carcosa_server::open_store(&config).await.unwrap();
     let (_, _, key) = store.create_project("Client tests").await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
