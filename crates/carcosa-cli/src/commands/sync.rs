@@ -43,6 +43,13 @@ pub struct Args {
     /// Seconds between incremental runs with `--watch`.
     #[arg(long, default_value_t = 300)]
     interval: u64,
+    /// With `--watch`, also receive webhooks on this address (register
+    /// `http://<this address>/` as the endpoint's URL), for changes within milliseconds.
+    #[arg(long, requires = "watch", requires = "webhook_secret")]
+    listen: Option<std::net::SocketAddr>,
+    /// The endpoint's signing secret (`whsec_…`); repeat during a rotation.
+    #[arg(long = "webhook-secret", env = "CARCOSA_WEBHOOK_SECRET", value_delimiter = ',')]
+    webhook_secret: Vec<String>,
 }
 
 /// Runs the sidecar.
@@ -63,8 +70,22 @@ pub async fn run(args: Args, database_url: Option<String>) -> anyhow::Result<()>
         .await
         .context("cannot open the app's database")?;
     store.migrate().await.context("cannot prepare the app's tenant table")?;
-    let sync = Sync::new(client, store).reporting_as(args.instance.clone());
+    let sync = std::sync::Arc::new(Sync::new(client, store).reporting_as(args.instance.clone()));
     if args.watch {
+        if let Some(listen) = args.listen {
+            let secrets = args
+                .webhook_secret
+                .iter()
+                .map(|s| carcosa_core::webhook::WebhookSecret::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+                .context("--webhook-secret")?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            eprintln!("receiving webhooks on http://{}/", listener.local_addr()?);
+            let app = carcosa::receiver::webhook_router(sync.clone(), secrets);
+            tokio::spawn(async move { axum::serve(listener, app).await });
+        }
         return watch(&sync, Duration::from_secs(args.interval.max(1))).await;
     }
     let outcome = if args.full { sync.full().await } else { sync.incremental().await };
@@ -74,11 +95,11 @@ pub async fn run(args: Args, database_url: Option<String>) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Syncs every `interval` until a shutdown signal; while the server is unreachable, retries
+/// Syncs every `interval` until SIGINT or SIGTERM; while the server is unreachable, retries
 /// with exponential backoff (1 s doubling to the interval).
 async fn watch(sync: &Sync, interval: Duration) -> anyhow::Result<()> {
     let mut backoff = Duration::from_secs(1);
-    let stop = tokio::signal::ctrl_c();
+    let stop = super::serve::shutdown_signal()?;
     tokio::pin!(stop);
     loop {
         let wait = match sync.incremental().await {
@@ -96,7 +117,7 @@ async fn watch(sync: &Sync, interval: Duration) -> anyhow::Result<()> {
         };
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            _ = &mut stop => {
+            () = &mut stop => {
                 sync.store().close().await;
                 return Ok(());
             }

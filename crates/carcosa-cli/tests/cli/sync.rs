@@ -124,3 +124,69 @@ fn the_sidecar_explains_what_is_wrong() {
     }
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sidecar_watches_and_receives_webhooks() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let key = project_key(dir.path());
+    let server = Server::start_with(dir.path(), "127.0.0.1:0", &[("CARCOSA_WEBHOOK_ALLOW_PRIVATE", "true")]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint: Value = reqwest::Client::new()
+        .post(format!("http://{}/v1/webhook-endpoints", server.address))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({ "url": format!("http://127.0.0.1:{port}/") }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let app_db = format!("sqlite://{}", dir.path().join("app.db").display());
+    let mut sidecar = carcosa(dir.path())
+        .args(["sync", "--watch", "--interval", "3600", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--api-url",
+            &format!("http://{}", server.address),
+            "--api-key",
+            &key,
+            "--database-url",
+            &app_db,
+        ])
+        .args(["--webhook-secret", endpoint["secret"].as_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(sidecar.stderr.take().unwrap()).lines();
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l.contains("receiving webhooks on"))),
+        "the sidecar did not start listening"
+    );
+    std::thread::spawn(move || for _ in lines {});
+
+    for name in ["Pushed One", "Pushed Two"] {
+        create(&server.address, &key, name).await;
+    }
+    // The interval is an hour: only webhooks can bring these in time.
+    let mut count = 0_i64;
+    for _ in 0..100 {
+        if let Ok(mut conn) = sqlx::SqliteConnection::connect(&app_db).await {
+            count = sqlx::query("SELECT COUNT(*) FROM tenants WHERE name LIKE 'Pushed%'")
+                .fetch_one(&mut conn)
+                .await
+                .map(|r| r.get(0))
+                .unwrap_or(0);
+        }
+        if count == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(count, 2);
+    let status =
+        std::process::Command::new("kill").args(["-TERM", &sidecar.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert!(sidecar.wait().unwrap().success(), "the sidecar stops cleanly on SIGTERM");
+    drop(server);
+}
