@@ -18,7 +18,8 @@ fn readme_block(name: &str) -> String {
 
 #[test]
 fn the_readme_quick_start_works_as_written() {
-    let script = format!("{}\n{}", readme_block("quickstart"), readme_block("webhooks"));
+    let script =
+        format!("{}\n{}\n{}", readme_block("quickstart"), readme_block("webhooks"), readme_block("sync"));
     // Three substitutions only: the built binary instead of `cargo run`, and the test's ports.
     let cargo_run = "cargo run -q --release --";
     assert!(script.contains(cargo_run), "the quick start runs the CLI through cargo");
@@ -56,5 +57,8 @@ fn the_readme_quick_start_works_as_written() {
     let created = stdout.lines().any(|l| l.contains("tenant.created ten_") && l.contains(" globex "));
     let deleted = stdout.lines().any(|l| l.contains("tenant.deleted ten_") && l.contains(" globex "));
     assert!(created && deleted, "{stdout}");
+    // The sidecar synced the live tenants into the app's table (Globex was deleted).
+    assert!(stdout.contains("\"created\":1"), "{stdout}");
+    assert!(dir.path().join("app.db").exists());
     drop(server);
 }
