@@ -23,6 +23,27 @@ use crate::local::{Applied, LocalError, LocalStore};
 /// Tenants and events read per request.
 const PAGE: u32 = 1000;
 
+/// How the background loop ([`Sync::run`]) paces itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// Between incremental runs (default 5 minutes).
+    pub incremental_every: Duration,
+    /// Between full runs that reconcile deletions (default a day).
+    pub full_every: Duration,
+    /// The first wait after a failure; it doubles up to `incremental_every` (default 1 s).
+    pub backoff_start: Duration,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self {
+            incremental_every: Duration::from_secs(300),
+            full_every: Duration::from_secs(86_400),
+            backoff_start: Duration::from_secs(1),
+        }
+    }
+}
+
 /// What a sync run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncReport {
@@ -159,6 +180,47 @@ impl Sync {
         report.add(self.store.apply(std::slice::from_ref(&event.tenant), None).await?);
         report.duration = started.elapsed();
         Ok(report)
+    }
+
+    /// Syncs until `shutdown` completes: incrementally at once (a full sync if there is no
+    /// cursor) and then every `incremental_every`, a full reconcile every `full_every`, and
+    /// while Carcosa is unreachable, retries with exponential backoff. A run under way when
+    /// `shutdown` completes is finished first (its page and cursor commit together anyway).
+    pub async fn run(&self, schedule: Schedule, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut backoff = schedule.backoff_start;
+        let mut last_full = Instant::now();
+        loop {
+            let full_due = last_full.elapsed() >= schedule.full_every;
+            let outcome = if full_due { self.full().await } else { self.incremental().await };
+            let wait = match outcome {
+                Ok(report) => {
+                    if full_due {
+                        last_full = Instant::now();
+                    }
+                    backoff = schedule.backoff_start;
+                    tracing::info!(
+                        created = report.created,
+                        updated = report.updated,
+                        deleted = report.deleted,
+                        failed = report.failed,
+                        cursor = %report.cursor,
+                        "sync run done"
+                    );
+                    schedule.incremental_every
+                }
+                Err(err) => {
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(schedule.incremental_every.max(schedule.backoff_start));
+                    tracing::warn!(error = %err, retry_in_ms = wait.as_millis(), "sync run failed");
+                    wait
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = &mut shutdown => return,
+            }
+        }
     }
 
     async fn full_locked(&self) -> Result<SyncReport, SyncError> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use carcosa::Client;
 use carcosa::local::{DeletionPolicy, LocalStore, TableMapping};
-use carcosa::sync::{Sync, SyncError, SyncReport};
+use carcosa::sync::{Schedule, Sync, SyncError, SyncReport};
 
 /// Options of `carcosa sync`.
 #[derive(Debug, clap::Args)]
@@ -95,34 +95,14 @@ pub async fn run(args: Args, database_url: Option<String>) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Syncs every `interval` until SIGINT or SIGTERM; while the server is unreachable, retries
-/// with exponential backoff (1 s doubling to the interval).
+/// Syncs every `interval` (a full reconcile daily) until SIGINT or SIGTERM; while the server
+/// is unreachable, retries with exponential backoff.
 async fn watch(sync: &Sync, interval: Duration) -> anyhow::Result<()> {
-    let mut backoff = Duration::from_secs(1);
     let stop = super::serve::shutdown_signal()?;
-    tokio::pin!(stop);
-    loop {
-        let wait = match sync.incremental().await {
-            Ok(report) => {
-                backoff = Duration::from_secs(1);
-                tracing::info!(created = report.created, updated = report.updated, deleted = report.deleted, cursor = %report.cursor, "sync run done");
-                interval
-            }
-            Err(err) => {
-                let wait = backoff;
-                backoff = (backoff * 2).min(interval);
-                tracing::warn!(error = %explain(err), retry_in_secs = wait.as_secs(), "sync run failed");
-                wait
-            }
-        };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = &mut stop => {
-                sync.store().close().await;
-                return Ok(());
-            }
-        }
-    }
+    let schedule = Schedule { incremental_every: interval, ..Schedule::default() };
+    sync.run(schedule, stop).await;
+    sync.store().close().await;
+    Ok(())
 }
 
 /// A failure in words that say what to do.

@@ -291,6 +291,44 @@ async fn swapped_slugs_do_not_wedge_the_sync(kind: Local) {
     db.finish().await;
 }
 
+async fn the_background_loop_follows_the_server(kind: Local) {
+    let server = server().await;
+    let client = Client::new(&server.url, &server.key).unwrap();
+    let db = LocalDb::create(kind).await;
+    let sync = std::sync::Arc::new(engine(&server, &db, DeletionPolicy::Soft).await);
+    let schedule = carcosa::sync::Schedule {
+        incremental_every: std::time::Duration::from_millis(100),
+        full_every: std::time::Duration::from_secs(3600),
+        backoff_start: std::time::Duration::from_millis(50),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = sync.clone();
+    let background = tokio::spawn(async move {
+        runner
+            .run(schedule, async move {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    let tenant = client.create_tenant(&named("Followed")).await.unwrap();
+    let mut rows = BTreeMap::new();
+    for _ in 0..100 {
+        rows = db.rows().await;
+        if rows.contains_key(&tenant.id.to_string()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(rows.contains_key(&tenant.id.to_string()), "the loop picked up the new tenant");
+    stop.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), background)
+        .await
+        .expect("the loop stops")
+        .unwrap();
+    sync.store().close().await;
+    db.finish().await;
+}
+
 macro_rules! on_both_locals {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -315,6 +353,7 @@ macro_rules! on_both_locals {
 
 on_both_locals!(
     full_then_incremental_keeps_the_table_exact,
+    the_background_loop_follows_the_server,
     each_run_reports_its_status,
     hard_deletes_leave_tombstones_and_stale_events_do_nothing,
     an_expired_cursor_falls_back_to_a_full_sync,
