@@ -14,11 +14,11 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use carcosa_core::{Event, EventCursor};
+use carcosa_core::{Event, EventCursor, Tenant};
 use tokio::sync::Mutex;
 
 use crate::client::{Client, Error as ClientError, ListTenants};
-use crate::local::{Applied, LocalError, LocalStore};
+use crate::local::{Applied, ChangeKind, LocalError, LocalStore};
 
 /// Tenants and events read per request.
 const PAGE: u32 = 1000;
@@ -63,6 +63,25 @@ pub struct SyncReport {
     pub cursor: EventCursor,
 }
 
+/// Runs a hook with retries; whether it finally succeeded.
+async fn run_hook(hook: &Hook, tenant: &Tenant) -> bool {
+    let mut wait = HOOK_BACKOFF;
+    for attempt in 1..=HOOK_ATTEMPTS {
+        match hook(tenant.clone()).await {
+            Ok(()) => return true,
+            Err(err) if attempt < HOOK_ATTEMPTS => {
+                tracing::warn!(tenant_id = %tenant.id, attempt, error = %err, "a sync hook failed; trying again");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            Err(err) => {
+                tracing::error!(tenant_id = %tenant.id, error = %err, "a sync hook failed for good; the change is applied, the hook is not");
+            }
+        }
+    }
+    false
+}
+
 impl SyncReport {
     fn add(&mut self, applied: Applied) {
         self.created += applied.created;
@@ -83,6 +102,35 @@ pub enum SyncError {
     Local(#[from] LocalError),
 }
 
+/// A hook: app code to run after a change is committed locally (provisioning, emails, …).
+/// An `Err` is retried; see [`Sync::on_created`].
+pub type Hook = std::sync::Arc<
+    dyn Fn(Tenant) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send
+        + std::marker::Sync,
+>;
+
+/// How often a failing hook is tried, and the first wait between tries (it doubles).
+const HOOK_ATTEMPTS: u32 = 3;
+const HOOK_BACKOFF: Duration = Duration::from_millis(100);
+
+#[derive(Default)]
+struct Hooks {
+    created: Option<Hook>,
+    updated: Option<Hook>,
+    deleted: Option<Hook>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("created", &self.created.is_some())
+            .field("updated", &self.updated.is_some())
+            .field("deleted", &self.deleted.is_some())
+            .finish()
+    }
+}
+
 /// Keeps one local table in sync with one Carcosa project.
 #[derive(Debug)]
 pub struct Sync {
@@ -90,13 +138,61 @@ pub struct Sync {
     store: LocalStore,
     running: Mutex<()>,
     instance: Option<String>,
+    hooks: Hooks,
 }
 
 impl Sync {
     /// An engine writing through `store` what `client` reads.
     #[must_use]
     pub fn new(client: Client, store: LocalStore) -> Self {
-        Self { client, store, running: Mutex::new(()), instance: None }
+        Self { client, store, running: Mutex::new(()), instance: None, hooks: Hooks::default() }
+    }
+
+    /// Runs `hook` after a tenant row is inserted (committed). A hook that fails is tried
+    /// again (three tries in all, with backoff); if it still fails, the run's report counts it in
+    /// `failed` and the error is logged. It never blocks the cursor or the other tenants.
+    #[must_use]
+    pub fn on_created(mut self, hook: Hook) -> Self {
+        self.hooks.created = Some(hook);
+        self
+    }
+
+    /// Runs `hook` after a tenant row is changed; see [`Sync::on_created`].
+    #[must_use]
+    pub fn on_updated(mut self, hook: Hook) -> Self {
+        self.hooks.updated = Some(hook);
+        self
+    }
+
+    /// Runs `hook` after a tenant is deleted locally (by the policy); see [`Sync::on_created`].
+    #[must_use]
+    pub fn on_deleted(mut self, hook: Hook) -> Self {
+        self.hooks.deleted = Some(hook);
+        self
+    }
+
+    /// Applies snapshots (and the cursor) locally, then runs the hooks of what changed.
+    async fn apply(
+        &self,
+        tenants: &[Tenant],
+        cursor: Option<EventCursor>,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        let applied = self.store.apply(tenants, cursor).await?;
+        for (kind, tenant) in &applied.changes {
+            let hook = match kind {
+                ChangeKind::Created => &self.hooks.created,
+                ChangeKind::Updated => &self.hooks.updated,
+                ChangeKind::Deleted => &self.hooks.deleted,
+            };
+            if let Some(hook) = hook
+                && !run_hook(hook, tenant).await
+            {
+                report.failed += 1;
+            }
+        }
+        report.add(applied);
+        Ok(())
     }
 
     /// Reports each run's outcome to the server under this instance name
@@ -237,7 +333,7 @@ impl Sync {
             // The first page's position: every change after it is in the feed.
             let start = *as_of.get_or_insert(page.as_of);
             listed.extend(page.data.iter().map(|t| t.id.to_string()));
-            report.add(self.store.apply(&page.data, None).await?);
+            self.apply(&page.data, None, &mut report).await?;
             report.cursor = start;
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
@@ -280,7 +376,7 @@ impl Sync {
             let tenants: Vec<_> = page.data.into_iter().map(|e| e.tenant).collect();
             touched.extend(tenants.iter().map(|t| t.id.to_string()));
             if !tenants.is_empty() {
-                report.add(self.store.apply(&tenants, Some(page.next_cursor)).await?);
+                self.apply(&tenants, Some(page.next_cursor), report).await?;
             }
             cursor = page.next_cursor;
             report.cursor = cursor;

@@ -124,8 +124,19 @@ pub enum DeletionPolicy {
     Hard,
 }
 
+/// How a tenant's row changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A row was inserted.
+    Created,
+    /// A row was changed.
+    Updated,
+    /// The tenant was deleted locally, by the policy.
+    Deleted,
+}
+
 /// What applying a batch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Applied {
     /// Rows inserted.
     pub created: u64,
@@ -135,6 +146,8 @@ pub struct Applied {
     pub deleted: u64,
     /// Snapshots not newer than what the table holds.
     pub unchanged: u64,
+    /// Each change, with the tenant as written, in the order applied (for hooks).
+    pub changes: Vec<(ChangeKind, carcosa_core::Tenant)>,
 }
 
 impl std::ops::AddAssign for Applied {
@@ -143,6 +156,7 @@ impl std::ops::AddAssign for Applied {
         self.updated += other.updated;
         self.deleted += other.deleted;
         self.unchanged += other.unchanged;
+        self.changes.extend(other.changes);
     }
 }
 

@@ -9,7 +9,7 @@ use carcosa_core::{EventCursor, Tenant, TenantStatus};
 use chrono::Utc;
 use sqlx::{Acquire, QueryBuilder, Row};
 
-use super::{Applied, DeletionPolicy, LocalError};
+use super::{Applied, ChangeKind, DeletionPolicy, LocalError};
 
 /// Column types for tables created by `migrate`.
 struct ColumnTypes {
@@ -132,7 +132,11 @@ impl Backend {
         if tenant.status == TenantStatus::Deleted && self.policy == DeletionPolicy::Hard {
             sqlx::query(&format!("DELETE FROM {} WHERE {} = $1", q(&m.table), q(&m.carcosa_id))).bind(&id).execute(&mut **tx).await?;
             remember_deleted(tx, &m.table, &id, tenant.version).await?;
-            return Ok(if local_version.is_some() { Applied { deleted: 1, ..Applied::default() } } else { unchanged });
+            return Ok(if local_version.is_some() {
+                Applied { deleted: 1, changes: vec![(ChangeKind::Deleted, tenant.clone())], ..Applied::default() }
+            } else {
+                unchanged
+            });
         }
         if tenant.status != TenantStatus::Deleted {
             self.release_slug(tx, tenant).await?;
@@ -178,11 +182,13 @@ impl Backend {
             query.push(")");
         }
         query.build().execute(&mut **tx).await?;
-        Ok(match (local_version, tenant.status) {
-            (_, TenantStatus::Deleted) => Applied { deleted: 1, ..Applied::default() },
-            (Some(_), _) => Applied { updated: 1, ..Applied::default() },
-            (None, _) => Applied { created: 1, ..Applied::default() },
-        })
+        let (kind, mut applied) = match (local_version, tenant.status) {
+            (_, TenantStatus::Deleted) => (ChangeKind::Deleted, Applied { deleted: 1, ..Applied::default() }),
+            (Some(_), _) => (ChangeKind::Updated, Applied { updated: 1, ..Applied::default() }),
+            (None, _) => (ChangeKind::Created, Applied { created: 1, ..Applied::default() }),
+        };
+        applied.changes.push((kind, tenant.clone()));
+        Ok(applied)
     }
 
     /// Frees the tenant's slug if another linked row still holds it (two tenants swapped slugs,

@@ -329,6 +329,47 @@ async fn the_background_loop_follows_the_server(kind: Local) {
     db.finish().await;
 }
 
+async fn hooks_run_after_changes_and_failures_are_reported(kind: Local) {
+    use std::sync::{Arc, Mutex};
+    let server = server().await;
+    let client = Client::new(&server.url, &server.key).unwrap();
+    let db = LocalDb::create(kind).await;
+    let store = LocalStore::connect(&db.url, TableMapping::default(), DeletionPolicy::Soft).await.unwrap();
+    store.migrate().await.unwrap();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = |label: &'static str| -> carcosa::sync::Hook {
+        let seen = seen.clone();
+        Arc::new(move |tenant| {
+            let seen = seen.clone();
+            Box::pin(async move {
+                seen.lock().unwrap().push(format!("{label} {}", tenant.slug));
+                Ok(())
+            })
+        })
+    };
+    let always_fails: carcosa::sync::Hook =
+        Arc::new(|_| Box::pin(async { Err("mail server down".to_owned()) }));
+    let sync = Sync::new(client.clone(), store)
+        .on_created(record("created"))
+        .on_updated(always_fails)
+        .on_deleted(record("deleted"));
+    let a = client.create_tenant(&named("Hooked")).await.unwrap().id.to_string();
+    let b = client.create_tenant(&named("Other")).await.unwrap().id.to_string();
+    sync.incremental().await.unwrap();
+    client
+        .update_tenant(&a, &TenantPatch { name: Some("Hooked Again".into()), ..Default::default() }, None)
+        .await
+        .unwrap();
+    client.delete_tenant(&b, None).await.unwrap();
+    let report = sync.incremental().await.unwrap();
+    assert_eq!(report.failed, 1, "the failing update hook is reported: {report:?}");
+    assert_eq!(report.deleted, 1, "and does not stop the other tenant's change");
+    assert_eq!(db.rows().await[&a].1, "Hooked Again", "the change itself is applied");
+    assert_eq!(*seen.lock().unwrap(), ["created hooked", "created other", "deleted other"]);
+    sync.store().close().await;
+    db.finish().await;
+}
+
 macro_rules! on_both_locals {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -353,6 +394,7 @@ macro_rules! on_both_locals {
 
 on_both_locals!(
     full_then_incremental_keeps_the_table_exact,
+    hooks_run_after_changes_and_failures_are_reported,
     the_background_loop_follows_the_server,
     each_run_reports_its_status,
     hard_deletes_leave_tombstones_and_stale_events_do_nothing,
