@@ -12,6 +12,8 @@
 //! duplicates and out-of-order deliveries do no harm; a page of changes and the cursor after it
 //! are stored in one local transaction.
 
+#[cfg(feature = "mysql")]
+mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
@@ -21,6 +23,8 @@ use std::collections::HashSet;
 
 use carcosa_core::{EventCursor, Tenant};
 
+#[cfg(feature = "mysql")]
+pub use mysql::MySqlLocal;
 #[cfg(feature = "postgres")]
 pub use postgres::PgLocal;
 #[cfg(feature = "sqlite")]
@@ -188,6 +192,9 @@ pub enum LocalStore {
     /// PostgreSQL.
     #[cfg(feature = "postgres")]
     Postgres(PgLocal),
+    /// MySQL or MariaDB.
+    #[cfg(feature = "mysql")]
+    MySql(MySqlLocal),
 }
 
 macro_rules! on_local {
@@ -197,12 +204,15 @@ macro_rules! on_local {
             LocalStore::Sqlite($s) => $call,
             #[cfg(feature = "postgres")]
             LocalStore::Postgres($s) => $call,
+            #[cfg(feature = "mysql")]
+            LocalStore::MySql($s) => $call,
         }
     };
 }
 
 impl LocalStore {
-    /// Connects to `url` (`sqlite://…` or `postgres://…`) for a table mapped by `mapping`.
+    /// Connects to `url` (`sqlite://…`, `postgres://…` or `mysql://…`) for a table mapped by
+    /// `mapping`.
     pub async fn connect(
         url: &str,
         mapping: TableMapping,
@@ -217,9 +227,13 @@ impl LocalStore {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(Self::Postgres(PgLocal::connect(url, mapping, policy).await?));
         }
+        #[cfg(feature = "mysql")]
+        if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            return Ok(Self::MySql(MySqlLocal::connect(url, mapping, policy).await?));
+        }
         let _ = policy;
         Err(LocalError::Mapping(format!(
-            "unsupported database URL (use sqlite:// or postgres://): {}",
+            "unsupported database URL (use sqlite://, postgres:// or mysql://): {}",
             redact(url)
         )))
     }
@@ -253,6 +267,14 @@ impl LocalStore {
     pub async fn close(&self) {
         on_local!(self, s => s.close().await);
     }
+}
+
+/// `ON CONFLICT (key) DO UPDATE SET col = excluded.col, …` (SQLite and PostgreSQL).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn on_conflict(key: &[&str], update: &[&str]) -> String {
+    let key: Vec<String> = key.iter().map(|k| format!("\"{k}\"")).collect();
+    let set: Vec<String> = update.iter().map(|c| format!("\"{c}\" = excluded.\"{c}\"")).collect();
+    format!("ON CONFLICT ({}) DO UPDATE SET {}", key.join(", "), set.join(", "))
 }
 
 /// `url` without a password.

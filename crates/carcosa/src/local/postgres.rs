@@ -56,4 +56,25 @@ fn metadata_placeholder() -> (&'static str, &'static str) {
     ("CAST(", " AS jsonb)")
 }
 
+/// PostgreSQL numbers its placeholders: `?`, `?` become `$1`, `$2`.
+fn sql(text: &str) -> std::borrow::Cow<'_, str> {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut n = 0;
+    for c in text.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// `ON CONFLICT … DO UPDATE`.
+fn upsert(key: &[&str], update: &[&str]) -> String {
+    super::on_conflict(key, update)
+}
+
 include!("sql.rs");

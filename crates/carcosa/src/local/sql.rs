@@ -1,7 +1,9 @@
-// The local store's SQL, shared by the backends: `sqlite.rs` and `postgres.rs` include this file
-// after defining `Db`, `Backend` (with `pool`, `mapping`, `policy`), `TYPES` (column types for a
-// table created here), `existing_columns()` and `metadata_type()`. Names come from a validated
-// `TableMapping` and are always double-quoted.
+// The local store's SQL, shared by the backends: `sqlite.rs`, `postgres.rs` and `mysql.rs`
+// include this file after defining `Db`, `Backend` (with `pool`, `mapping`, `policy`), `TYPES`
+// (column types for a table created here), `existing_columns()`, `metadata_placeholder()`,
+// `sql()` (turns the `?` placeholders written here into the backend's own) and `upsert()` (the
+// backend's insert-or-update clause). Names come from a validated `TableMapping` and are always
+// double-quoted (MySQL sessions run with `ANSI_QUOTES`).
 
 use std::collections::HashSet;
 
@@ -45,34 +47,34 @@ impl Backend {
         }
         if existing.is_empty() {
             let columns: Vec<String> = wanted.iter().map(|(name, ty)| format!("{} {ty}", q(name))).collect();
-            sqlx::query(&format!("CREATE TABLE {} (\"id\" {}, {})", q(&m.table), t.key, columns.join(", ")))
+            sqlx::query(&sql(&format!("CREATE TABLE {} (\"id\" {}, {})", q(&m.table), t.key, columns.join(", "))))
                 .execute(&mut *tx)
                 .await?;
         } else {
             for (name, ty) in wanted.iter().filter(|(name, _)| !existing.contains(name)) {
-                sqlx::query(&format!("ALTER TABLE {} ADD COLUMN {} {ty}", q(&m.table), q(name))).execute(&mut *tx).await?;
+                sqlx::query(&sql(&format!("ALTER TABLE {} ADD COLUMN {} {ty}", q(&m.table), q(name)))).execute(&mut *tx).await?;
             }
         }
-        sqlx::query(&format!(
+        sqlx::query(&sql(&format!(
             "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})",
             q(&format!("{}_carcosa_id_key", m.table)),
             q(&m.table),
             q(&m.carcosa_id)
-        ))
+        )))
         .execute(&mut *tx)
         .await?;
-        sqlx::query(&format!(
+        sqlx::query(&sql(&format!(
             "CREATE TABLE IF NOT EXISTS carcosa_sync_state (\"table_name\" {} PRIMARY KEY, \"cursor\" {} NOT NULL, \"updated_at\" {} NOT NULL)",
             t.text, t.integer, t.timestamp
-        ))
+        )))
         .execute(&mut *tx)
         .await?;
-        sqlx::query(&format!(
+        sqlx::query(&sql(&format!(
             "CREATE TABLE IF NOT EXISTS carcosa_tombstones (\"table_name\" {text} NOT NULL, \"carcosa_id\" {text} NOT NULL, \"version\" {} NOT NULL, \"deleted_at\" {} NOT NULL, PRIMARY KEY (\"table_name\", \"carcosa_id\"))",
             t.integer,
             t.timestamp,
             text = t.text
-        ))
+        )))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -80,7 +82,7 @@ impl Backend {
     }
 
     pub(crate) async fn cursor(&self) -> Result<Option<EventCursor>, LocalError> {
-        let row = sqlx::query("SELECT \"cursor\" FROM carcosa_sync_state WHERE \"table_name\" = $1")
+        let row = sqlx::query(&sql("SELECT \"cursor\" FROM carcosa_sync_state WHERE \"table_name\" = ?"))
             .bind(&self.mapping.table)
             .fetch_optional(&self.pool)
             .await?;
@@ -95,10 +97,10 @@ impl Backend {
             applied += self.apply_one(&mut tx, tenant).await?;
         }
         if let Some(cursor) = cursor {
-            sqlx::query(
-                "INSERT INTO carcosa_sync_state (\"table_name\", \"cursor\", \"updated_at\") VALUES ($1, $2, $3) \
-                 ON CONFLICT (\"table_name\") DO UPDATE SET \"cursor\" = excluded.\"cursor\", \"updated_at\" = excluded.\"updated_at\"",
-            )
+            sqlx::query(&sql(&format!(
+                "INSERT INTO carcosa_sync_state (\"table_name\", \"cursor\", \"updated_at\") VALUES (?, ?, ?) {}",
+                upsert(&["table_name"], &["cursor", "updated_at"])
+            )))
             .bind(&self.mapping.table)
             .bind(cursor.seq())
             .bind(Utc::now())
@@ -113,7 +115,7 @@ impl Backend {
         let m = &self.mapping;
         let id = tenant.id.to_string();
         let unchanged = Applied { unchanged: 1, ..Applied::default() };
-        let tomb = sqlx::query("SELECT \"version\" FROM carcosa_tombstones WHERE \"table_name\" = $1 AND \"carcosa_id\" = $2")
+        let tomb = sqlx::query(&sql("SELECT \"version\" FROM carcosa_tombstones WHERE \"table_name\" = ? AND \"carcosa_id\" = ?"))
             .bind(&m.table)
             .bind(&id)
             .fetch_optional(&mut **tx)
@@ -121,7 +123,7 @@ impl Backend {
         if tomb.map(|r| r.try_get::<i64, _>(0)).transpose()?.is_some_and(|v| v >= tenant.version) {
             return Ok(unchanged);
         }
-        let local = sqlx::query(&format!("SELECT {} FROM {} WHERE {} = $1", q(&m.version), q(&m.table), q(&m.carcosa_id)))
+        let local = sqlx::query(&sql(&format!("SELECT {} FROM {} WHERE {} = ?", q(&m.version), q(&m.table), q(&m.carcosa_id))))
             .bind(&id)
             .fetch_optional(&mut **tx)
             .await?;
@@ -130,7 +132,7 @@ impl Backend {
             return Ok(unchanged);
         }
         if tenant.status == TenantStatus::Deleted && self.policy == DeletionPolicy::Hard {
-            sqlx::query(&format!("DELETE FROM {} WHERE {} = $1", q(&m.table), q(&m.carcosa_id))).bind(&id).execute(&mut **tx).await?;
+            sqlx::query(&sql(&format!("DELETE FROM {} WHERE {} = ?", q(&m.table), q(&m.carcosa_id)))).bind(&id).execute(&mut **tx).await?;
             remember_deleted(tx, &m.table, &id, tenant.version).await?;
             return Ok(if local_version.is_some() {
                 Applied { deleted: 1, changes: vec![(ChangeKind::Deleted, tenant.clone())], ..Applied::default() }
@@ -197,14 +199,14 @@ impl Backend {
     async fn release_slug(&self, tx: &mut sqlx::Transaction<'_, Db>, tenant: &Tenant) -> Result<(), LocalError> {
         let m = &self.mapping;
         let id = tenant.id.to_string();
-        let holders = sqlx::query(&format!(
-            "SELECT {} FROM {} WHERE {} = $1 AND ({} IS NULL OR {} <> $2)",
+        let holders = sqlx::query(&sql(&format!(
+            "SELECT {} FROM {} WHERE {} = ? AND ({} IS NULL OR {} <> ?)",
             q(&m.carcosa_id),
             q(&m.table),
             q(&m.slug),
             q(&m.carcosa_id),
             q(&m.carcosa_id)
-        ))
+        )))
         .bind(tenant.slug.as_str())
         .bind(&id)
         .fetch_all(&mut **tx)
@@ -213,7 +215,7 @@ impl Backend {
             let Some(other) = holder.try_get::<Option<String>, _>(0)? else {
                 return Err(LocalError::SlugHeldLocally { slug: tenant.slug.to_string(), tenant: id });
             };
-            sqlx::query(&format!("UPDATE {} SET {} = $1 WHERE {} = $2", q(&m.table), q(&m.slug), q(&m.carcosa_id)))
+            sqlx::query(&sql(&format!("UPDATE {} SET {} = ? WHERE {} = ?", q(&m.table), q(&m.slug), q(&m.carcosa_id))))
                 .bind(format!("{}~{other}", tenant.slug))
                 .bind(&other)
                 .execute(&mut **tx)
@@ -224,14 +226,14 @@ impl Backend {
 
     pub(crate) async fn reconcile(&self, keep: &HashSet<String>) -> Result<u64, LocalError> {
         let m = &self.mapping;
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(&sql(&format!(
             "SELECT {}, {} FROM {} WHERE {} IS NOT NULL AND {} <> 'deleted'",
             q(&m.carcosa_id),
             q(&m.version),
             q(&m.table),
             q(&m.carcosa_id),
             q(&m.status)
-        ))
+        )))
         .fetch_all(&self.pool)
         .await?;
         let mut gone = Vec::new();
@@ -249,7 +251,7 @@ impl Backend {
         for (id, version) in &gone {
             match self.policy {
                 DeletionPolicy::Hard => {
-                    sqlx::query(&format!("DELETE FROM {} WHERE {} = $1", q(&m.table), q(&m.carcosa_id))).bind(id).execute(&mut *tx).await?;
+                    sqlx::query(&sql(&format!("DELETE FROM {} WHERE {} = ?", q(&m.table), q(&m.carcosa_id)))).bind(id).execute(&mut *tx).await?;
                     // The deletion's own version is unknown; anything not newer than the row
                     // held is stale.
                     remember_deleted(&mut tx, &m.table, id, version + 1).await?;
@@ -274,10 +276,10 @@ impl Backend {
 }
 
 async fn remember_deleted(tx: &mut sqlx::Transaction<'_, Db>, table: &str, id: &str, version: i64) -> Result<(), LocalError> {
-    sqlx::query(
-        "INSERT INTO carcosa_tombstones (\"table_name\", \"carcosa_id\", \"version\", \"deleted_at\") VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (\"table_name\", \"carcosa_id\") DO UPDATE SET \"version\" = excluded.\"version\", \"deleted_at\" = excluded.\"deleted_at\"",
-    )
+    sqlx::query(&sql(&format!(
+        "INSERT INTO carcosa_tombstones (\"table_name\", \"carcosa_id\", \"version\", \"deleted_at\") VALUES (?, ?, ?, ?) {}",
+        upsert(&["table_name", "carcosa_id"], &["version", "deleted_at"])
+    )))
     .bind(table)
     .bind(id)
     .bind(version)

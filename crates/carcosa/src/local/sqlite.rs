@@ -58,4 +58,14 @@ fn metadata_placeholder() -> (&'static str, &'static str) {
     ("", "")
 }
 
+/// SQLite takes `?` placeholders as they are.
+fn sql(text: &str) -> std::borrow::Cow<'_, str> {
+    std::borrow::Cow::Borrowed(text)
+}
+
+/// `ON CONFLICT … DO UPDATE`.
+fn upsert(key: &[&str], update: &[&str]) -> String {
+    super::on_conflict(key, update)
+}
+
 include!("sql.rs");

@@ -1,5 +1,5 @@
-//! The sync engine into a real local table (SQLite, and PostgreSQL with
-//! `CARCOSA_TEST_POSTGRES_URL`), from a real Carcosa server.
+//! The sync engine into a real local table (SQLite; PostgreSQL with `CARCOSA_TEST_POSTGRES_URL`;
+//! MariaDB or MySQL with `CARCOSA_TEST_MYSQL_URL`), from a real Carcosa server.
 
 use std::collections::BTreeMap;
 
@@ -17,31 +17,38 @@ use crate::support::{Server, server};
 enum Local {
     Sqlite,
     Postgres,
+    MySql,
 }
 
 /// A local database of its own for one test.
 struct LocalDb {
     url: String,
     _dir: tempfile::TempDir,
-    pg: Option<(String, String)>,
+    kind: Local,
+    admin: Option<(String, String)>,
 }
 
 impl LocalDb {
     async fn create(kind: Local) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        match kind {
-            Local::Sqlite => {
-                Self { url: format!("sqlite://{}", dir.path().join("app.db").display()), _dir: dir, pg: None }
-            }
-            Local::Postgres => {
-                let admin = std::env::var("CARCOSA_TEST_POSTGRES_URL").expect("CARCOSA_TEST_POSTGRES_URL");
-                let name = format!("carcosa_test_app_{}", ulid::Ulid::new().to_string().to_lowercase());
-                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-                let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-                Self { url, _dir: dir, pg: Some((admin, name)) }
-            }
+        if kind == Local::Sqlite {
+            let url = format!("sqlite://{}", dir.path().join("app.db").display());
+            return Self { url, _dir: dir, kind, admin: None };
         }
+        let var =
+            if kind == Local::Postgres { "CARCOSA_TEST_POSTGRES_URL" } else { "CARCOSA_TEST_MYSQL_URL" };
+        let admin = std::env::var(var).unwrap_or_else(|_| panic!("set {var}"));
+        let name = format!("carcosa_test_app_{}", ulid::Ulid::new().to_string().to_lowercase());
+        let create = format!("CREATE DATABASE {name}");
+        if kind == Local::Postgres {
+            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(&create).execute(&mut conn).await.unwrap();
+        } else {
+            let mut conn = sqlx::MySqlConnection::connect(&admin).await.unwrap();
+            sqlx::query(&create).execute(&mut conn).await.unwrap();
+        }
+        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        Self { url, _dir: dir, kind, admin: Some((admin, name)) }
     }
 
     /// `carcosa_id → (slug, name, status, version)` of every linked row.
@@ -55,33 +62,52 @@ impl LocalDb {
                 }
             };
         }
-        if self.pg.is_some() {
-            let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
-            collect!(sqlx::query(sql).fetch_all(&mut conn).await.unwrap());
-        } else {
-            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-            collect!(sqlx::query(sql).fetch_all(&mut conn).await.unwrap());
+        match self.kind {
+            Local::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                collect!(sqlx::query(sql).fetch_all(&mut conn).await.unwrap());
+            }
+            Local::MySql => {
+                let mut conn = sqlx::MySqlConnection::connect(&self.url).await.unwrap();
+                collect!(sqlx::query(sql).fetch_all(&mut conn).await.unwrap());
+            }
+            Local::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                collect!(sqlx::query(sql).fetch_all(&mut conn).await.unwrap());
+            }
         }
         out
     }
 
     async fn execute(&self, sql: &str) {
-        if self.pg.is_some() {
-            let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
-            sqlx::query(sql).execute(&mut conn).await.unwrap();
-        } else {
-            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-            sqlx::query(sql).execute(&mut conn).await.unwrap();
+        match self.kind {
+            Local::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query(sql).execute(&mut conn).await.unwrap();
+            }
+            Local::MySql => {
+                let mut conn = sqlx::MySqlConnection::connect(&self.url).await.unwrap();
+                sqlx::query(sql).execute(&mut conn).await.unwrap();
+            }
+            Local::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query(sql).execute(&mut conn).await.unwrap();
+            }
         }
     }
 
     async fn finish(self) {
-        if let Some((admin, name)) = self.pg {
-            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
+        match (self.kind, self.admin) {
+            (Local::Postgres, Some((admin, name))) => {
+                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                sqlx::query(&drop).execute(&mut conn).await.unwrap();
+            }
+            (Local::MySql, Some((admin, name))) => {
+                let mut conn = sqlx::MySqlConnection::connect(&admin).await.unwrap();
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut conn).await.unwrap();
+            }
+            _ => {}
         }
     }
 }
@@ -386,6 +412,15 @@ macro_rules! on_both_locals {
                 #[ignore = "needs PostgreSQL: set CARCOSA_TEST_POSTGRES_URL"]
                 async fn $name() {
                     super::$name(super::Local::Postgres).await;
+                }
+            )*
+        }
+        mod mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs MySQL or MariaDB: set CARCOSA_TEST_MYSQL_URL"]
+                async fn $name() {
+                    super::$name(super::Local::MySql).await;
                 }
             )*
         }
