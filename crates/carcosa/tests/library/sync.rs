@@ -396,6 +396,50 @@ async fn hooks_run_after_changes_and_failures_are_reported(kind: Local) {
     db.finish().await;
 }
 
+async fn a_full_sync_converges_while_writers_change_the_server(kind: Local) {
+    let server = server().await;
+    let client = Client::new(&server.url, &server.key).unwrap();
+    let db = LocalDb::create(kind).await;
+    let sync = engine(&server, &db, DeletionPolicy::Soft).await;
+    let mut ids = Vec::new();
+    for i in 0..1500 {
+        ids.push(client.create_tenant(&named(&format!("Seed {i}"))).await.unwrap().id.to_string());
+    }
+    // Writers create, rename and delete while the full sync pages through (1,000 per page).
+    let writers = {
+        let client = client.clone();
+        let ids = ids.clone();
+        tokio::spawn(async move {
+            for (i, id) in ids.iter().enumerate().step_by(7).take(120) {
+                match i % 3 {
+                    0 => drop(client.delete_tenant(id, None).await.unwrap()),
+                    1 => drop(
+                        client
+                            .update_tenant(
+                                id,
+                                &TenantPatch { name: Some(format!("Renamed {i}")), ..Default::default() },
+                                None,
+                            )
+                            .await
+                            .unwrap(),
+                    ),
+                    _ => drop(client.create_tenant(&named(&format!("Late {i}"))).await.unwrap()),
+                }
+            }
+        })
+    };
+    sync.full().await.unwrap();
+    writers.await.unwrap();
+    // After the writers stop, one more incremental run brings the rest; then the table is exact.
+    sync.incremental().await.unwrap();
+    let local = db.rows().await;
+    let server_state = server_rows(&client).await;
+    assert_eq!(local.len(), server_state.len());
+    assert_eq!(local, server_state);
+    sync.store().close().await;
+    db.finish().await;
+}
+
 macro_rules! on_both_locals {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -429,6 +473,7 @@ macro_rules! on_both_locals {
 
 on_both_locals!(
     full_then_incremental_keeps_the_table_exact,
+    a_full_sync_converges_while_writers_change_the_server,
     hooks_run_after_changes_and_failures_are_reported,
     the_background_loop_follows_the_server,
     each_run_reports_its_status,
