@@ -8,8 +8,10 @@ pub struct Server {
     pub url: String,
     pub key: String,
     pub store: Store,
+    config: Config,
     _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 pub async fn server() -> Server {
@@ -27,11 +29,36 @@ pub async fn server_with(adjust: impl FnOnce(&mut Config)) -> Server {
     let (_, _, key) = store.create_project("Client tests").await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(carcosa_server::serve(config, listener, async move {
-        let _ = stopped.await;
-    }));
-    Server { url, key: key.expose(), store, _dir: dir, stop: Some(stop) }
+    let mut server = Server { url, key: key.expose(), store, config, _dir: dir, stop: None, task: None };
+    server.serve_on(listener);
+    server
+}
+
+impl Server {
+    fn serve_on(&mut self, listener: tokio::net::TcpListener) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        self.stop = Some(stop);
+        self.task = Some(tokio::spawn(carcosa_server::serve(self.config.clone(), listener, async move {
+            let _ = stopped.await;
+        })));
+    }
+
+    /// Stops serving (the data stays).
+    pub async fn go_down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    /// Serves again on the same address.
+    pub async fn come_back(&mut self) {
+        let address = self.url.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind(&address).await.unwrap();
+        self.serve_on(listener);
+    }
 }
 
 impl Drop for Server {

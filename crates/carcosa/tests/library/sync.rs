@@ -440,6 +440,63 @@ async fn a_full_sync_converges_while_writers_change_the_server(kind: Local) {
     db.finish().await;
 }
 
+async fn the_loop_recovers_after_the_server_was_down_and_loses_nothing(kind: Local) {
+    let mut server = server().await;
+    let client = Client::new(&server.url, &server.key).unwrap();
+    let db = LocalDb::create(kind).await;
+    let store = LocalStore::connect(&db.url, TableMapping::default(), DeletionPolicy::Soft).await.unwrap();
+    store.migrate().await.unwrap();
+    let quick = Client::builder(&server.url, &server.key).max_retries(0).build().unwrap();
+    let sync = std::sync::Arc::new(Sync::new(quick, store));
+    let before = client.create_tenant(&named("Before")).await.unwrap().id.to_string();
+    let schedule = carcosa::sync::Schedule {
+        incremental_every: std::time::Duration::from_millis(200),
+        full_every: std::time::Duration::from_secs(3600),
+        backoff_start: std::time::Duration::from_millis(50),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = sync.clone();
+    let background = tokio::spawn(async move {
+        runner
+            .run(schedule, async move {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    let wait_for = |id: String| {
+        let db = &db;
+        async move {
+            for _ in 0..200 {
+                if db.rows().await.contains_key(&id) {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            false
+        }
+    };
+    assert!(wait_for(before).await);
+    // Down for a while: runs fail and back off. Changes made meanwhile (straight into the
+    // server's store) are in the feed when it comes back.
+    server.go_down().await;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let new =
+        carcosa_core::api::TenantIn { name: "During".into(), ..Default::default() }.validate(16_384).unwrap();
+    let rules =
+        carcosa_server::store::WriteRules { reserved: Default::default(), max_metadata_bytes: 16_384 };
+    let project = server.store.list_projects().await.unwrap()[0].id;
+    let during = match server.store.create_tenant(project, new, &rules, None).await.unwrap() {
+        carcosa_server::store::CreateOutcome::Created(written) => written.tenant.id.to_string(),
+        carcosa_server::store::CreateOutcome::Replayed(_) => unreachable!(),
+    };
+    server.come_back().await;
+    assert!(wait_for(during).await, "the change made while the server was down arrived after recovery");
+    stop.send(()).unwrap();
+    background.await.unwrap();
+    sync.store().close().await;
+    db.finish().await;
+}
+
 macro_rules! on_both_locals {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -473,6 +530,7 @@ macro_rules! on_both_locals {
 
 on_both_locals!(
     full_then_incremental_keeps_the_table_exact,
+    the_loop_recovers_after_the_server_was_down_and_loses_nothing,
     a_full_sync_converges_while_writers_change_the_server,
     hooks_run_after_changes_and_failures_are_reported,
     the_background_loop_follows_the_server,
