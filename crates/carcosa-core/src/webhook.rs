@@ -145,6 +145,25 @@ pub fn verify(
     Err(VerifyError::NoMatchingSignature)
 }
 
+/// [`verify`] a delivery from its headers: `header(name)` returns a header's value (empty when
+/// absent); the timestamp may be [`DEFAULT_TOLERANCE_SECS`] from `now`.
+pub fn verify_delivery<'a>(
+    secrets: &[WebhookSecret],
+    header: impl Fn(&str) -> &'a str,
+    body: &[u8],
+    now: i64,
+) -> Result<(), VerifyError> {
+    verify(
+        secrets,
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+        body,
+        now,
+        DEFAULT_TOLERANCE_SECS,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

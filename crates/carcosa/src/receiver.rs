@@ -17,7 +17,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use carcosa_core::Event;
-use carcosa_core::webhook::{DEFAULT_TOLERANCE_SECS, WebhookSecret, verify};
+use carcosa_core::webhook::{WebhookSecret, verify_delivery};
 
 use crate::sync::Sync;
 
@@ -41,16 +41,7 @@ async fn receive(
 ) -> (StatusCode, &'static str) {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let now = chrono::Utc::now().timestamp();
-    let checked = verify(
-        &receiver.secrets,
-        header("webhook-id"),
-        header("webhook-timestamp"),
-        header("webhook-signature"),
-        &body,
-        now,
-        DEFAULT_TOLERANCE_SECS,
-    );
-    if let Err(err) = checked {
+    if let Err(err) = verify_delivery(&receiver.secrets, header, &body, now) {
         tracing::warn!(error = %err, webhook_id = header("webhook-id"), "refused a webhook");
         return (StatusCode::UNAUTHORIZED, "invalid signature");
     }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use carcosa_core::webhook::{DEFAULT_TOLERANCE_SECS, WebhookSecret, verify};
+use carcosa_core::webhook::{WebhookSecret, verify_delivery};
 use clap::Subcommand;
 use tokio::sync::mpsc;
 
@@ -67,16 +67,7 @@ async fn receive(State(state): State<Arc<Listener>>, headers: HeaderMap, body: B
     let id = header("webhook-id");
     if let Some(secret) = &state.secret {
         let now = chrono::Utc::now().timestamp();
-        let checked = verify(
-            std::slice::from_ref(secret),
-            id,
-            header("webhook-timestamp"),
-            header("webhook-signature"),
-            &body,
-            now,
-            DEFAULT_TOLERANCE_SECS,
-        );
-        if let Err(err) = checked {
+        if let Err(err) = verify_delivery(std::slice::from_ref(secret), header, &body, now) {
             eprintln!("refused a delivery ({id}): {err}");
             return StatusCode::UNAUTHORIZED;
         }

@@ -135,6 +135,21 @@ async fn server_rows(client: &Client) -> BTreeMap<String, (String, String, Strin
     out
 }
 
+/// Runs `sync`'s background loop until the returned sender fires.
+fn spawn_loop(
+    sync: std::sync::Arc<Sync>,
+    schedule: carcosa::sync::Schedule,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let background = tokio::spawn(async move {
+        sync.run(schedule, async move {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    (stop, background)
+}
+
 async fn engine(server: &Server, db: &LocalDb, policy: DeletionPolicy) -> Sync {
     let client = Client::new(&server.url, &server.key).unwrap();
     let store = LocalStore::connect(&db.url, TableMapping::default(), policy).await.unwrap();
@@ -327,15 +342,7 @@ async fn the_background_loop_follows_the_server(kind: Local) {
         full_every: std::time::Duration::from_secs(3600),
         backoff_start: std::time::Duration::from_millis(50),
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let runner = sync.clone();
-    let background = tokio::spawn(async move {
-        runner
-            .run(schedule, async move {
-                let _ = stopped.await;
-            })
-            .await;
-    });
+    let (stop, background) = spawn_loop(sync.clone(), schedule);
     let tenant = client.create_tenant(&named("Followed")).await.unwrap();
     let mut rows = BTreeMap::new();
     for _ in 0..100 {
@@ -432,10 +439,17 @@ async fn a_full_sync_converges_while_writers_change_the_server(kind: Local) {
     writers.await.unwrap();
     // After the writers stop, one more incremental run brings the rest; then the table is exact.
     sync.incremental().await.unwrap();
+    // Every live tenant is there, exactly; every deleted one the table saw is marked deleted, at
+    // the server's version. (A tenant deleted before the sync ever listed it is never written.)
     let local = db.rows().await;
     let server_state = server_rows(&client).await;
-    assert_eq!(local.len(), server_state.len());
-    assert_eq!(local, server_state);
+    let live = |rows: &BTreeMap<String, (String, String, String, i64)>| -> BTreeMap<String, (String, String, String, i64)> {
+        rows.iter().filter(|(_, r)| r.2 != "deleted").map(|(k, v)| (k.clone(), v.clone())).collect()
+    };
+    assert_eq!(live(&local), live(&server_state));
+    for (id, row) in local.iter().filter(|(_, r)| r.2 == "deleted") {
+        assert_eq!(server_state.get(id), Some(row), "{id}");
+    }
     sync.store().close().await;
     db.finish().await;
 }
@@ -454,15 +468,7 @@ async fn the_loop_recovers_after_the_server_was_down_and_loses_nothing(kind: Loc
         full_every: std::time::Duration::from_secs(3600),
         backoff_start: std::time::Duration::from_millis(50),
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let runner = sync.clone();
-    let background = tokio::spawn(async move {
-        runner
-            .run(schedule, async move {
-                let _ = stopped.await;
-            })
-            .await;
-    });
+    let (stop, background) = spawn_loop(sync.clone(), schedule);
     let wait_for = |id: String| {
         let db = &db;
         async move {
