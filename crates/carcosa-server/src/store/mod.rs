@@ -351,16 +351,6 @@ impl Store {
         on_backend!(self, s => s.list_events(project, after, limit).await)
     }
 
-    /// The events of one tenant, newest first, at most `limit`.
-    pub async fn tenant_events(
-        &self,
-        project: ProjectId,
-        tenant: carcosa_core::TenantId,
-        limit: u32,
-    ) -> Result<Vec<Event>, StoreError> {
-        on_backend!(self, s => s.tenant_events(project, tenant, limit).await)
-    }
-
     /// Wakes whoever waits for new deliveries (the dispatcher) in this process.
     #[must_use]
     pub fn delivery_waker(&self) -> std::sync::Arc<tokio::sync::Notify> {
@@ -463,11 +453,6 @@ impl Store {
     /// When the earliest pending delivery is due, if any.
     pub async fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         on_backend!(self, s => s.next_delivery_due().await)
-    }
-
-    /// Pending deliveries of enabled endpoints (the dispatcher's queue depth).
-    pub async fn pending_deliveries(&self) -> Result<i64, StoreError> {
-        on_backend!(self, s => s.pending_deliveries().await)
     }
 
     /// One page of an endpoint's deliveries, newest first, with their attempts.

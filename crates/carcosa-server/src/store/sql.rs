@@ -442,23 +442,6 @@ impl Backend {
         Ok((events, next, has_more))
     }
 
-    pub(crate) async fn tenant_events(
-        &self,
-        project: ProjectId,
-        tenant: TenantId,
-        limit: u32,
-    ) -> Result<Vec<Event>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND project_id = $2 ORDER BY seq DESC LIMIT $3"
-        ))
-        .bind(tenant.to_string())
-        .bind(project.to_string())
-        .bind(i64::from(limit))
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter().map(event_from_row).map(|r| r.map_err(StoreError::from)).collect()
-    }
-
     pub(crate) async fn prune(
         &self,
         events_before: DateTime<Utc>,

@@ -273,15 +273,6 @@ impl Backend {
         Ok(row.try_get::<Option<DateTime<Utc>>, _>(0)?)
     }
 
-    pub(crate) async fn pending_deliveries(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.status = 'pending' AND e.enabled",
-        )
-        .fetch_one(self.reader())
-        .await?;
-        Ok(row.try_get::<i64, _>(0)?)
-    }
-
     pub(crate) async fn list_deliveries(
         &self,
         project: ProjectId,
