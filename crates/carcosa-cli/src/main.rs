@@ -44,7 +44,7 @@ enum Command {
     Key(commands::key::Command),
     /// Keep an app's own tenant table in sync with Carcosa (the sidecar, for apps in any
     /// language). The app's database is `--database-url`.
-    Sync(commands::sync::Args),
+    Sync(Box<commands::sync::Args>),
     /// Measure Carcosa on this machine (see docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(commands::bench::Command),
@@ -85,7 +85,7 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config, app_database: Option<String>) -> anyhow::Result<()> {
     match command {
-        Command::Sync(args) => commands::sync::run(args, app_database).await,
+        Command::Sync(args) => commands::sync::run(*args, app_database).await,
         Command::Serve(args) => commands::serve::run(args, config).await,
         Command::Migrate => commands::migrate::run(config).await,
         Command::Project(command) => commands::project::run(command, config).await,

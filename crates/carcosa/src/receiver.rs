@@ -43,6 +43,7 @@ async fn receive(
     let now = chrono::Utc::now().timestamp();
     if let Err(err) = verify_delivery(&receiver.secrets, header, &body, now) {
         tracing::warn!(error = %err, webhook_id = header("webhook-id"), "refused a webhook");
+        metrics::counter!("carcosa_sync_webhooks_total", "outcome" => "refused").increment(1);
         return (StatusCode::UNAUTHORIZED, "invalid signature");
     }
     let kind: Option<String> = serde_json::from_slice::<serde_json::Value>(&body)
@@ -52,10 +53,12 @@ async fn receive(
         return (StatusCode::NO_CONTENT, "");
     }
     let Ok(event) = serde_json::from_slice::<Event>(&body) else {
+        metrics::counter!("carcosa_sync_webhooks_total", "outcome" => "malformed").increment(1);
         return (StatusCode::BAD_REQUEST, "not a Carcosa event");
     };
     match receiver.sync.apply_event(&event).await {
         Ok(report) => {
+            metrics::counter!("carcosa_sync_webhooks_total", "outcome" => "applied").increment(1);
             if event.seq > report.cursor.seq() + 1 {
                 // Earlier events are not in the table yet: catch up through the feed.
                 let sync = receiver.sync.clone();
@@ -69,6 +72,7 @@ async fn receive(
         }
         Err(err) => {
             tracing::error!(error = %err, event_id = %event.id, "cannot apply a webhook event; Carcosa will retry it");
+            metrics::counter!("carcosa_sync_webhooks_total", "outcome" => "failed").increment(1);
             (StatusCode::INTERNAL_SERVER_ERROR, "cannot apply the event")
         }
     }

@@ -18,7 +18,7 @@ use carcosa_core::{Event, EventCursor, Tenant};
 use tokio::sync::Mutex;
 
 use crate::client::{Client, Error as ClientError, ListTenants};
-use crate::local::{Applied, ChangeKind, LocalError, LocalStore};
+use crate::local::{Applied, ChangeKind, DeletionPolicy, LocalError, LocalStore};
 
 /// Tenants and events read per request.
 const PAGE: u32 = 1000;
@@ -100,6 +100,10 @@ pub enum SyncError {
     /// Writing the local table failed.
     #[error(transparent)]
     Local(#[from] LocalError),
+    /// The engine is set up in a way it cannot run (say, the callback deletion policy without
+    /// an `on_deleted` hook).
+    #[error("the sync is misconfigured: {0}")]
+    Misconfigured(String),
 }
 
 /// A hook: app code to run after a change is committed locally (provisioning, emails, …).
@@ -119,6 +123,7 @@ struct Hooks {
     created: Option<Hook>,
     updated: Option<Hook>,
     deleted: Option<Hook>,
+    progress: Option<ProgressFn>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -127,6 +132,7 @@ impl std::fmt::Debug for Hooks {
             .field("created", &self.created.is_some())
             .field("updated", &self.updated.is_some())
             .field("deleted", &self.deleted.is_some())
+            .field("progress", &self.progress.is_some())
             .finish()
     }
 }
@@ -141,11 +147,114 @@ pub struct Sync {
     hooks: Hooks,
 }
 
+/// Where a long full sync is, for progress displays (see [`Sync::on_progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Tenants listed and applied so far.
+    Listing {
+        /// Tenants read.
+        tenants: u64,
+    },
+    /// Events applied from the feed so far (after the listing, or in an incremental run).
+    Feed {
+        /// Events read.
+        events: u64,
+    },
+}
+
+/// A progress callback; see [`Sync::on_progress`].
+pub type ProgressFn = std::sync::Arc<dyn Fn(Progress) + Send + std::marker::Sync>;
+
+/// Which kind of run, for metrics and spans.
+#[derive(Debug, Clone, Copy)]
+enum RunKind {
+    Full,
+    Incremental,
+}
+
+impl RunKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Incremental => "incremental",
+        }
+    }
+}
+
+/// Counts a finished run: `carcosa_sync_runs_total{kind, outcome}`, its duration, the tenants
+/// it changed (`carcosa_sync_tenants_total{change}`) and the cursor reached.
+fn record_run(kind: RunKind, outcome: &Result<SyncReport, SyncError>, elapsed: Duration) {
+    let result = if outcome.is_ok() { "ok" } else { "error" };
+    metrics::counter!("carcosa_sync_runs_total", "kind" => kind.as_str(), "outcome" => result).increment(1);
+    metrics::histogram!("carcosa_sync_run_duration_seconds", "kind" => kind.as_str())
+        .record(elapsed.as_secs_f64());
+    if let Ok(report) = outcome {
+        record_changes(report);
+        #[expect(clippy::cast_precision_loss, reason = "a gauge; positions stay far below 2^53")]
+        metrics::gauge!("carcosa_sync_cursor").set(report.cursor.seq() as f64);
+    }
+}
+
+/// `carcosa_sync_tenants_total{change}` for what a report counts.
+fn record_changes(report: &SyncReport) {
+    for (change, n) in [
+        ("created", report.created),
+        ("updated", report.updated),
+        ("deleted", report.deleted),
+        ("unchanged", report.unchanged),
+        ("failed", report.failed),
+    ] {
+        if n > 0 {
+            metrics::counter!("carcosa_sync_tenants_total", "change" => change).increment(n);
+        }
+    }
+}
+
 impl Sync {
     /// An engine writing through `store` what `client` reads.
     #[must_use]
     pub fn new(client: Client, store: LocalStore) -> Self {
         Self { client, store, running: Mutex::new(()), instance: None, hooks: Hooks::default() }
+    }
+
+    /// Calls `progress` as a full sync pages through the tenants and as the feed is read (after
+    /// each page), so a command line can draw a progress display.
+    #[must_use]
+    pub fn on_progress(mut self, progress: ProgressFn) -> Self {
+        self.hooks.progress = Some(progress);
+        self
+    }
+
+    fn progress(&self, progress: Progress) {
+        if let Some(callback) = &self.hooks.progress {
+            callback(progress);
+        }
+    }
+
+    /// Runs `run` under the engine's lock, inside a span, and records its outcome (metrics,
+    /// the sync status on the server).
+    async fn run_locked<F>(&self, kind: RunKind, run: F) -> Result<SyncReport, SyncError>
+    where
+        F: std::future::Future<Output = Result<SyncReport, SyncError>>,
+    {
+        use tracing::Instrument;
+        let _running = self.running.lock().await;
+        let started = Instant::now();
+        let outcome = async {
+            if self.store.policy() == DeletionPolicy::Callback && self.hooks.deleted.is_none() {
+                return Err(SyncError::Misconfigured(
+                    "the callback deletion policy needs an on_deleted hook".into(),
+                ));
+            }
+            run.await
+        }
+        .instrument(
+            tracing::info_span!("carcosa_sync", kind = kind.as_str(), table = %self.store.mapping().table),
+        )
+        .await;
+        record_run(kind, &outcome, started.elapsed());
+        self.report(&outcome).await;
+        outcome
     }
 
     /// Runs `hook` after a tenant row is inserted (committed). A hook that fails is tried
@@ -165,6 +274,7 @@ impl Sync {
     }
 
     /// Runs `hook` after a tenant is deleted locally (by the policy); see [`Sync::on_created`].
+    /// With [`DeletionPolicy::Callback`] this hook *is* the deletion: the row is left to it.
     #[must_use]
     pub fn on_deleted(mut self, hook: Hook) -> Self {
         self.hooks.deleted = Some(hook);
@@ -232,18 +342,12 @@ impl Sync {
 
     /// Every live tenant, then the feed from the listing's position, then deletions.
     pub async fn full(&self) -> Result<SyncReport, SyncError> {
-        let _running = self.running.lock().await;
-        let outcome = self.full_locked().await;
-        self.report(&outcome).await;
-        outcome
+        self.run_locked(RunKind::Full, self.full_locked()).await
     }
 
     /// The feed from the stored cursor (a full sync when there is none, or it expired).
     pub async fn incremental(&self) -> Result<SyncReport, SyncError> {
-        let _running = self.running.lock().await;
-        let outcome = self.incremental_locked().await;
-        self.report(&outcome).await;
-        outcome
+        self.run_locked(RunKind::Incremental, self.incremental_locked()).await
     }
 
     async fn incremental_locked(&self) -> Result<SyncReport, SyncError> {
@@ -273,8 +377,9 @@ impl Sync {
         let started = Instant::now();
         let mut report =
             SyncReport { cursor: self.store.cursor().await?.unwrap_or_default(), ..SyncReport::default() };
-        report.add(self.store.apply(std::slice::from_ref(&event.tenant), None).await?);
+        self.apply(std::slice::from_ref(&event.tenant), None, &mut report).await?;
         report.duration = started.elapsed();
+        record_changes(&report);
         Ok(report)
     }
 
@@ -334,6 +439,7 @@ impl Sync {
             let start = *as_of.get_or_insert(page.as_of);
             listed.extend(page.data.iter().map(|t| t.id.to_string()));
             self.apply(&page.data, None, &mut report).await?;
+            self.progress(Progress::Listing { tenants: listed.len() as u64 });
             report.cursor = start;
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
@@ -348,7 +454,7 @@ impl Sync {
             self.store.apply(&[], Some(start)).await?;
         }
         listed.extend(touched);
-        report.deleted += self.store.reconcile(&listed).await?;
+        self.reconcile(&listed, &mut report).await?;
         report.duration = started.elapsed();
         tracing::info!(
             created = report.created,
@@ -361,6 +467,38 @@ impl Sync {
         Ok(report)
     }
 
+    /// Linked rows the listing and the feed did not mention belong to tenants deleted in Carcosa
+    /// meanwhile: their deleted snapshots are fetched and applied like any change (so the policy
+    /// and the hooks see the real tenant). A tenant Carcosa does not know at all is forgotten by
+    /// the policy without a snapshot.
+    async fn reconcile(&self, listed: &HashSet<String>, report: &mut SyncReport) -> Result<(), SyncError> {
+        let orphans = self.store.orphans(listed).await?;
+        if orphans.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(count = orphans.len(), "reconciling rows of tenants deleted in Carcosa");
+        let mut snapshots = Vec::new();
+        let mut unknown = Vec::new();
+        for (id, version) in orphans {
+            match self.client.get_tenant(&id).await {
+                Ok(tenant) => snapshots.push(tenant),
+                Err(err) if err.status() == Some(404) => unknown.push((id, version)),
+                Err(err) => return Err(err.into()),
+            }
+        }
+        for chunk in snapshots.chunks(PAGE as usize) {
+            self.apply(chunk, None, report).await?;
+        }
+        if !unknown.is_empty() {
+            tracing::warn!(
+                count = unknown.len(),
+                "rows link tenants Carcosa does not know; deleting them by the policy"
+            );
+            report.deleted += self.store.forget(&unknown).await?;
+        }
+        Ok(())
+    }
+
     /// Applies the feed after `from`, page by page with its cursor; records which tenants the
     /// events touched.
     async fn follow_feed(
@@ -370,9 +508,12 @@ impl Sync {
         touched: &mut HashSet<String>,
     ) -> Result<(), SyncError> {
         let mut cursor = from;
+        let mut events = 0;
         report.cursor = from;
         loop {
             let page = self.client.list_events(Some(cursor), PAGE).await?;
+            events += page.data.len() as u64;
+            self.progress(Progress::Feed { events });
             let tenants: Vec<_> = page.data.into_iter().map(|e| e.tenant).collect();
             touched.extend(tenants.iter().map(|t| t.id.to_string()));
             if !tenants.is_empty() {

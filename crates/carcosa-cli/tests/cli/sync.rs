@@ -190,3 +190,87 @@ async fn the_sidecar_watches_and_receives_webhooks() {
     assert!(sidecar.wait().unwrap().success(), "the sidecar stops cleanly on SIGTERM");
     drop(server);
 }
+
+/// A Prisma-shaped table mapped by flags alone, and the callback deletion policy: the row stays,
+/// the `--on-deleted` command gets the deleted tenant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sidecar_maps_by_flags_and_runs_commands_as_hooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = project_key(dir.path());
+    let server = Server::start(dir.path());
+    create(&server.address, &key, "Acme").await;
+    let app_db = format!("sqlite://{}", dir.path().join("app.db").display());
+    let mut conn = sqlx::SqliteConnection::connect_with(
+        &app_db.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    for statement in [
+        r#"CREATE TABLE "Tenant" ("id" TEXT NOT NULL PRIMARY KEY, "carcosaId" TEXT, "name" TEXT NOT NULL,
+           "slug" TEXT NOT NULL, "plan" TEXT NOT NULL, "metadata" TEXT, "lastSynced" DATETIME,
+           "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP, "updatedAt" DATETIME NOT NULL)"#,
+        r#"CREATE UNIQUE INDEX "Tenant_carcosaId_key" ON "Tenant"("carcosaId")"#,
+        r#"CREATE UNIQUE INDEX "Tenant_slug_key" ON "Tenant"("slug")"#,
+    ] {
+        sqlx::query(statement).execute(&mut conn).await.unwrap();
+    }
+    let api = format!("http://{}", server.address);
+    let sync = |extra: &[&str]| {
+        let mut command = carcosa(dir.path());
+        command.args(["sync", "--api-url", &api, "--api-key", &key, "--database-url", &app_db]);
+        if !extra.contains(&"--full") {
+            command.arg("--once");
+        }
+        command.args(["--table", "Tenant", "--column", "carcosa_id=carcosaId", "--column", "status=false"]);
+        command.args(["--column", "version=false", "--column", "deleted_at=false"]);
+        command.args(["--column", "synced_at=lastSynced", "--touch", "updatedAt", "--default-plan", "free"]);
+        command.args(["--key-fill", "uuid_v7", "--deletion", "callback"]).args(extra);
+        run(&mut command)
+    };
+    // The callback policy needs its command.
+    let refused = sync(&[]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("--on-deleted"), "{}", stderr(&refused));
+
+    let hooks = [
+        "--on-created",
+        "printf '%s %s\\n' \"$CARCOSA_CHANGE\" \"$CARCOSA_TENANT_SLUG\" >> changes.log",
+        "--on-deleted",
+        "cat >> deleted.json",
+    ];
+    let first = sync(&hooks);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let row = sqlx::query(r#"SELECT "id", "plan", "updatedAt" IS NOT NULL FROM "Tenant""#)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let (id, plan, touched): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((id.len(), &id[14..15], plan.as_str(), touched), (36, "7", "free", true), "{id}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("changes.log")).unwrap(), "created acme\n");
+
+    let deleted = reqwest::Client::new()
+        .delete(format!("{api}/v1/tenants/acme"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    let second = sync(&hooks);
+    assert!(second.status.success(), "{}", stderr(&second));
+    let report: Value = serde_json::from_str(&stdout(&second)).unwrap();
+    assert_eq!((report["deleted"].as_u64(), report["failed"].as_u64()), (Some(1), Some(0)), "{report}");
+    let handed: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("deleted.json")).unwrap()).unwrap();
+    assert_eq!((handed["slug"].as_str(), handed["status"].as_str()), (Some("acme"), Some("deleted")));
+    let left: i64 =
+        sqlx::query_scalar(r#"SELECT count(*) FROM "Tenant""#).fetch_one(&mut conn).await.unwrap();
+    assert_eq!(left, 1, "the callback policy leaves the row to the command");
+    // Running again calls nothing twice.
+    let third = sync(&hooks);
+    let report: Value = serde_json::from_str(&stdout(&third)).unwrap();
+    assert_eq!(report["deleted"].as_u64(), Some(0), "{report}");
+    let full = sync(&[&hooks[..], &["--full"]].concat());
+    let report: Value = serde_json::from_str(&stdout(&full)).unwrap();
+    assert_eq!(report["deleted"].as_u64(), Some(0), "a full sync does not delete it again: {report}");
+    drop(server);
+}

@@ -12,6 +12,7 @@
 //! duplicates and out-of-order deliveries do no harm; a page of changes and the cursor after it
 //! are stored in one local transaction.
 
+mod keys;
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]
@@ -31,7 +32,26 @@ pub use postgres::PgLocal;
 pub use sqlite::SqliteLocal;
 
 /// Where each tenant field goes in the app's table. In a mapping file (TOML) the keys are the
-/// field names; absent keys keep their defaults.
+/// field names; absent keys keep their defaults, and `false` leaves an optional field unmapped
+/// (`status = false` for a table without a status column).
+///
+/// A Prisma-managed table (`model Tenant`, camelCase columns, an `id` the app fills with a cuid,
+/// an `@updatedAt` column) maps like this:
+///
+/// ```toml
+/// table = "Tenant"
+/// carcosa_id = "carcosaId"
+/// status = false
+/// version = false        # versions go to the `carcosa_versions` side table
+/// deleted_at = false
+/// synced_at = "lastSynced"
+/// touch = ["updatedAt"]
+/// default_plan = "free"  # `plan` is NOT NULL there; Carcosa tenants may have none
+///
+/// [primary_key]
+/// column = "id"
+/// fill = "cuid"
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TableMapping {
@@ -43,34 +63,131 @@ pub struct TableMapping {
     pub slug: String,
     /// The display name.
     pub name: String,
-    /// `active`, `suspended` or `deleted`.
-    pub status: String,
+    /// `active`, `suspended` or `deleted`. Without it, a deleted tenant is marked by
+    /// `deleted_at` (soft delete) or removed (hard delete), and suspension is not recorded.
+    #[serde(with = "optional_column")]
+    pub status: Option<String>,
     /// The plan.
-    pub plan: String,
+    #[serde(with = "optional_column")]
+    pub plan: Option<String>,
     /// The metadata (JSON).
-    pub metadata: String,
-    /// The tenant's version.
-    pub version: String,
+    #[serde(with = "optional_column")]
+    pub metadata: Option<String>,
+    /// The tenant's version. Without it, versions are kept in the `carcosa_versions` table.
+    #[serde(with = "optional_column")]
+    pub version: Option<String>,
     /// When the row was last written by the sync.
-    pub synced_at: String,
+    #[serde(with = "optional_column")]
+    pub synced_at: Option<String>,
     /// When the tenant was deleted, if the table keeps it (soft delete).
+    #[serde(with = "optional_column")]
     pub deleted_at: Option<String>,
+    /// The table's own primary key, and how a new row gets one.
+    pub primary_key: PrimaryKey,
+    /// Columns set to the current time whenever the sync writes a row (Prisma's `@updatedAt`).
+    pub touch: Vec<String>,
+    /// The plan written for a tenant that has none (for a `NOT NULL` plan column).
+    pub default_plan: Option<String>,
 }
 
 impl Default for TableMapping {
-    /// A `tenants` table with columns named after the fields.
+    /// A `tenants` table with columns named after the fields and a key the database assigns.
     fn default() -> Self {
         Self {
             table: "tenants".into(),
             carcosa_id: "carcosa_id".into(),
             slug: "slug".into(),
             name: "name".into(),
-            status: "status".into(),
-            plan: "plan".into(),
-            metadata: "metadata".into(),
-            version: "version".into(),
-            synced_at: "synced_at".into(),
+            status: Some("status".into()),
+            plan: Some("plan".into()),
+            metadata: Some("metadata".into()),
+            version: Some("version".into()),
+            synced_at: Some("synced_at".into()),
             deleted_at: Some("deleted_at".into()),
+            primary_key: PrimaryKey::default(),
+            touch: Vec::new(),
+            default_plan: None,
+        }
+    }
+}
+
+/// The local primary key column and how the sync fills it on insert.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrimaryKey {
+    /// The column (`id`).
+    pub column: String,
+    /// How a new row gets its key.
+    pub fill: KeyFill,
+}
+
+impl Default for PrimaryKey {
+    fn default() -> Self {
+        Self { column: "id".into(), fill: KeyFill::Database }
+    }
+}
+
+/// How the sync fills the local primary key of a row it inserts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyFill {
+    /// The database assigns it (auto-increment, a default); the sync leaves it out.
+    #[default]
+    Database,
+    /// A cuid (`c…`, 25 characters), as Prisma's `@default(cuid())`.
+    Cuid,
+    /// A random UUID (version 4).
+    UuidV4,
+    /// A time-ordered UUID (version 7).
+    UuidV7,
+    /// A ULID (26 characters, Crockford base 32).
+    Ulid,
+    /// The Carcosa tenant id itself (`ten_…`).
+    CarcosaId,
+}
+
+impl std::str::FromStr for KeyFill {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "database" => Ok(Self::Database),
+            "cuid" => Ok(Self::Cuid),
+            "uuid_v4" | "uuid" => Ok(Self::UuidV4),
+            "uuid_v7" => Ok(Self::UuidV7),
+            "ulid" => Ok(Self::Ulid),
+            "carcosa_id" => Ok(Self::CarcosaId),
+            other => Err(format!(
+                "`{other}` is not a key fill (database, cuid, uuid_v4, uuid_v7, ulid or carcosa_id)"
+            )),
+        }
+    }
+}
+
+/// Serde for optional column names: a name, or `false` for none.
+mod optional_column {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NameOrFlag {
+        Name(String),
+        Flag(bool),
+    }
+
+    pub(super) fn serialize<S: Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(name) => s.serialize_str(name),
+            None => s.serialize_bool(false),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        match NameOrFlag::deserialize(d)? {
+            NameOrFlag::Name(name) => Ok(Some(name)),
+            NameOrFlag::Flag(false) => Ok(None),
+            NameOrFlag::Flag(true) => {
+                Err(serde::de::Error::custom("give a column name, or `false` to leave the field unmapped"))
+            }
         }
     }
 }
@@ -82,27 +199,35 @@ impl std::str::FromStr for DeletionPolicy {
             "soft" => Ok(Self::Soft),
             "archive" => Ok(Self::Archive),
             "hard" => Ok(Self::Hard),
-            other => Err(format!("`{other}` is not a deletion policy (soft, archive or hard)")),
+            "callback" => Ok(Self::Callback),
+            other => Err(format!("`{other}` is not a deletion policy (soft, archive, hard or callback)")),
         }
     }
 }
 
 impl TableMapping {
+    /// Every column the sync writes, in a fixed order, without duplicates allowed.
+    fn written_columns(&self) -> Vec<&String> {
+        let mut columns = vec![&self.carcosa_id, &self.slug, &self.name];
+        columns.extend(
+            [&self.status, &self.plan, &self.metadata, &self.version, &self.synced_at, &self.deleted_at]
+                .into_iter()
+                .flatten(),
+        );
+        columns.extend(&self.touch);
+        if self.primary_key.fill != KeyFill::Database {
+            columns.push(&self.primary_key.column);
+        }
+        columns
+    }
+
     /// Every name in the mapping is a plain SQL identifier (letters, digits, `_`, not starting
-    /// with a digit), so it can be quoted safely.
+    /// with a digit), so it can be quoted safely, and no column is mapped twice.
     pub fn validate(&self) -> Result<(), LocalError> {
-        let names = [
-            &self.table,
-            &self.carcosa_id,
-            &self.slug,
-            &self.name,
-            &self.status,
-            &self.plan,
-            &self.metadata,
-            &self.version,
-            &self.synced_at,
-        ];
-        for name in names.into_iter().chain(self.deleted_at.as_ref()) {
+        let columns = self.written_columns();
+        for name in
+            std::iter::once(&self.table).chain(columns.iter().copied()).chain([&self.primary_key.column])
+        {
             let ok = !name.is_empty()
                 && name.len() <= 63
                 && !name.starts_with(|c: char| c.is_ascii_digit())
@@ -111,7 +236,27 @@ impl TableMapping {
                 return Err(LocalError::Mapping(format!("`{name}` is not a plain SQL identifier")));
             }
         }
+        let mut seen = HashSet::new();
+        for name in columns {
+            if !seen.insert(name) {
+                return Err(LocalError::Mapping(format!("the column `{name}` is mapped twice")));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether `policy` can be carried out with the columns this mapping has.
+    pub fn check_policy(&self, policy: DeletionPolicy) -> Result<(), LocalError> {
+        match policy {
+            DeletionPolicy::Soft if self.status.is_none() && self.deleted_at.is_none() => Err(LocalError::Mapping(
+                "soft delete needs a `status` or a `deleted_at` column; map one, or choose the hard or callback policy"
+                    .into(),
+            )),
+            DeletionPolicy::Archive if self.status.is_none() => Err(LocalError::Mapping(
+                "archive needs a `status` column; map one, or choose the hard or callback policy".into(),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -126,6 +271,10 @@ pub enum DeletionPolicy {
     Archive,
     /// Delete the row, and remember the tenant in `carcosa_tombstones`.
     Hard,
+    /// Leave the row to the app: the sync remembers the deletion in `carcosa_tombstones` and
+    /// calls the `on_deleted` hook, which decides what happens (archive elsewhere, offboard,
+    /// delete). The hook is then required.
+    Callback,
 }
 
 /// How a tenant's row changed.
@@ -219,6 +368,7 @@ impl LocalStore {
         policy: DeletionPolicy,
     ) -> Result<Self, LocalError> {
         mapping.validate()?;
+        mapping.check_policy(policy)?;
         #[cfg(feature = "sqlite")]
         if url.starts_with("sqlite:") {
             return Ok(Self::Sqlite(SqliteLocal::connect(url, mapping, policy).await?));
@@ -258,9 +408,28 @@ impl LocalStore {
         on_local!(self, s => s.apply(tenants, cursor).await)
     }
 
-    /// Deletes, by the policy, every linked live row whose tenant is not in `keep`.
-    pub async fn reconcile(&self, keep: &HashSet<String>) -> Result<u64, LocalError> {
-        on_local!(self, s => s.reconcile(keep).await)
+    /// The linked rows of live tenants whose ids are not in `keep` (after a full listing: the
+    /// tenants deleted in Carcosa meanwhile), each with the version the row holds.
+    pub async fn orphans(&self, keep: &HashSet<String>) -> Result<Vec<(String, i64)>, LocalError> {
+        on_local!(self, s => s.orphans(keep).await)
+    }
+
+    /// Deletes, by the policy, rows of tenants Carcosa does not know at all (so there is no
+    /// deleted snapshot to apply); returns how many.
+    pub async fn forget(&self, gone: &[(String, i64)]) -> Result<u64, LocalError> {
+        on_local!(self, s => s.forget(gone).await)
+    }
+
+    /// The mapping this store writes through.
+    #[must_use]
+    pub fn mapping(&self) -> &TableMapping {
+        on_local!(self, s => &s.mapping)
+    }
+
+    /// The deletion policy.
+    #[must_use]
+    pub fn policy(&self) -> DeletionPolicy {
+        on_local!(self, s => s.policy)
     }
 
     /// Closes the pool.
@@ -299,9 +468,48 @@ mod tests {
         assert!(bad.validate().is_err());
         let quoted = TableMapping { slug: "sl\"ug".into(), ..TableMapping::default() };
         assert!(quoted.validate().is_err());
-        let camel =
-            TableMapping { table: "Tenant".into(), synced_at: "syncedAt".into(), ..TableMapping::default() };
+        let camel = TableMapping {
+            table: "Tenant".into(),
+            synced_at: Some("syncedAt".into()),
+            ..TableMapping::default()
+        };
         assert!(camel.validate().is_ok());
+        let twice = TableMapping { name: "slug".into(), ..TableMapping::default() };
+        assert!(twice.validate().unwrap_err().to_string().contains("mapped twice"));
+    }
+
+    #[test]
+    fn a_prisma_mapping_reads_from_toml() {
+        let mapping: TableMapping = toml::from_str(
+            r#"
+            table = "Tenant"
+            carcosa_id = "carcosaId"
+            status = false
+            version = false
+            deleted_at = false
+            synced_at = "lastSynced"
+            touch = ["updatedAt"]
+            default_plan = "free"
+            [primary_key]
+            column = "id"
+            fill = "cuid"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(mapping.status, None);
+        assert_eq!(mapping.plan.as_deref(), Some("plan"), "absent keys keep their defaults");
+        assert_eq!(mapping.primary_key, PrimaryKey { column: "id".into(), fill: KeyFill::Cuid });
+        assert!(mapping.validate().is_ok());
+        assert!(mapping.check_policy(DeletionPolicy::Hard).is_ok());
+        assert!(mapping.check_policy(DeletionPolicy::Callback).is_ok());
+        let soft = mapping.check_policy(DeletionPolicy::Soft).unwrap_err().to_string();
+        assert!(soft.contains("soft delete needs"), "{soft}");
+        assert!(mapping.check_policy(DeletionPolicy::Archive).is_err());
+        let round_trip: TableMapping = toml::from_str(&toml::to_string(&mapping).unwrap()).unwrap();
+        assert_eq!(round_trip, mapping);
+        let wrong = toml::from_str::<TableMapping>("status = true").unwrap_err().to_string();
+        assert!(wrong.contains("give a column name"), "{wrong}");
+        assert!(toml::from_str::<TableMapping>("colour = \"x\"").is_err(), "unknown keys are refused");
     }
 
     #[test]

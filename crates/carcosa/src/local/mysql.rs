@@ -23,8 +23,8 @@ const TYPES: ColumnTypes = ColumnTypes {
 #[derive(Debug, Clone)]
 pub struct MySqlLocal {
     pool: Pool<MySql>,
-    mapping: TableMapping,
-    policy: super::DeletionPolicy,
+    pub(super) mapping: TableMapping,
+    pub(super) policy: super::DeletionPolicy,
 }
 
 impl MySqlLocal {
@@ -55,13 +55,41 @@ impl MySqlLocal {
 async fn existing_columns(
     tx: &mut sqlx::Transaction<'_, Db>,
     table: &str,
-) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+) -> Result<std::collections::HashMap<String, ExistingColumn>, sqlx::Error> {
     use sqlx::Row;
-    let rows = sqlx::query("SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?")
-        .bind(table)
-        .fetch_all(&mut **tx)
-        .await?;
-    rows.iter().map(|r| r.try_get::<String, _>(0)).collect()
+    let rows = sqlx::query(
+        "SELECT CAST(column_name AS CHAR), CAST(is_nullable = 'NO' AS SIGNED), \
+         CAST((column_default IS NOT NULL AND column_default <> 'NULL') OR extra LIKE '%auto_increment%' OR extra LIKE '%GENERATED%' AS SIGNED) \
+         FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?",
+    )
+    .bind(table)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let not_null: i64 = r.try_get(1)?;
+            let has_default: i64 = r.try_get(2)?;
+            Ok((r.try_get(0)?, ExistingColumn { not_null: not_null != 0, has_default: has_default != 0 }))
+        })
+        .collect()
+}
+
+/// Whether a unique index covers exactly `column`.
+async fn has_unique_index(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    table: &str,
+    column: &str,
+) -> Result<bool, sqlx::Error> {
+    let found = sqlx::query(
+        "SELECT 1 FROM information_schema.statistics s WHERE s.table_schema = DATABASE() AND s.table_name = ? \
+         AND s.column_name = ? AND s.non_unique = 0 AND NOT EXISTS (SELECT 1 FROM information_schema.statistics o \
+         WHERE o.table_schema = s.table_schema AND o.table_name = s.table_name AND o.index_name = s.index_name AND o.seq_in_index > 1)",
+    )
+    .bind(table)
+    .bind(column)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(found.is_some())
 }
 
 /// JSON columns take the text as it is.

@@ -19,8 +19,8 @@ const TYPES: ColumnTypes = ColumnTypes {
 #[derive(Debug, Clone)]
 pub struct PgLocal {
     pool: Pool<Postgres>,
-    mapping: TableMapping,
-    policy: DeletionPolicy,
+    pub(super) mapping: TableMapping,
+    pub(super) policy: DeletionPolicy,
 }
 
 impl PgLocal {
@@ -30,7 +30,17 @@ impl PgLocal {
         mapping: TableMapping,
         policy: DeletionPolicy,
     ) -> Result<Self, sqlx::Error> {
-        let pool = PgPoolOptions::new().max_connections(4).connect(url).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // Timestamps without a zone (Prisma's `TIMESTAMP(3)`) hold UTC.
+                    sqlx::Executor::execute(conn, "SET TIME ZONE 'UTC'").await?;
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
         Ok(Self { pool, mapping, policy })
     }
 }
@@ -39,15 +49,38 @@ impl PgLocal {
 async fn existing_columns(
     tx: &mut sqlx::Transaction<'_, Db>,
     table: &str,
-) -> Result<HashSet<String>, sqlx::Error> {
+) -> Result<std::collections::HashMap<String, ExistingColumn>, sqlx::Error> {
     use sqlx::Row;
     let rows = sqlx::query(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1",
+        "SELECT column_name, is_nullable = 'NO', column_default IS NOT NULL OR is_identity = 'YES' OR is_generated <> 'NEVER' \
+         FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1",
     )
     .bind(table)
     .fetch_all(&mut **tx)
     .await?;
-    rows.iter().map(|r| r.try_get::<String, _>(0)).collect()
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, ExistingColumn { not_null: r.try_get(1)?, has_default: r.try_get(2)? })))
+        .collect()
+}
+
+/// Whether a unique index (or constraint) covers exactly `column`.
+async fn has_unique_index(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    table: &str,
+    column: &str,
+) -> Result<bool, sqlx::Error> {
+    let found = sqlx::query(
+        "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] \
+         WHERE n.nspname = current_schema() AND c.relname = $1 AND a.attname = $2 \
+         AND i.indisunique AND i.indnatts = 1 AND i.indpred IS NULL",
+    )
+    .bind(table)
+    .bind(column)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(found.is_some())
 }
 
 /// The metadata goes in as text and is cast to the column's type by PostgreSQL (assignment casts

@@ -11,7 +11,16 @@ use carcosa_core::{EventCursor, Tenant, TenantStatus};
 use chrono::Utc;
 use sqlx::{Acquire, QueryBuilder, Row};
 
-use super::{Applied, ChangeKind, DeletionPolicy, LocalError};
+use super::{Applied, ChangeKind, DeletionPolicy, KeyFill, LocalError};
+
+/// A value the sync writes, by kind (each dialect binds or casts it its own way).
+#[derive(Clone, Copy)]
+enum Value<'a> {
+    Text(Option<&'a str>),
+    Json(&'a str),
+    Integer(i64),
+    Time(Option<chrono::DateTime<Utc>>),
+}
 
 /// Column types for tables created by `migrate`.
 struct ColumnTypes {
@@ -26,43 +35,74 @@ fn q(name: &str) -> String {
     format!("\"{name}\"")
 }
 
+/// What the sync needs to know of a column the table already has.
+#[derive(Debug, Clone, Copy)]
+struct ExistingColumn {
+    not_null: bool,
+    /// A default, an identity or auto-increment, or a generated value.
+    has_default: bool,
+}
+
 impl Backend {
     pub(crate) async fn migrate(&self) -> Result<(), LocalError> {
         let m = &self.mapping;
         let t = &TYPES;
         let mut tx = self.pool.begin().await?;
         let existing = existing_columns(&mut tx, &m.table).await?;
-        let mut wanted = vec![
-            (m.carcosa_id.clone(), t.text),
-            (m.slug.clone(), t.text),
-            (m.name.clone(), t.text),
-            (m.status.clone(), t.text),
-            (m.plan.clone(), t.text),
-            (m.metadata.clone(), t.json),
-            (m.version.clone(), t.integer),
-            (m.synced_at.clone(), t.timestamp),
-        ];
-        if let Some(deleted_at) = &m.deleted_at {
-            wanted.push((deleted_at.clone(), t.timestamp));
+        let mut wanted = vec![(&m.carcosa_id, t.text), (&m.slug, t.text), (&m.name, t.text)];
+        for (column, ty) in [
+            (&m.status, t.text),
+            (&m.plan, t.text),
+            (&m.metadata, t.json),
+            (&m.version, t.integer),
+            (&m.synced_at, t.timestamp),
+            (&m.deleted_at, t.timestamp),
+        ] {
+            wanted.extend(column.as_ref().map(|c| (c, ty)));
         }
-        if existing.is_empty() {
+        wanted.extend(m.touch.iter().map(|c| (c, t.timestamp)));
+        let key = &m.primary_key;
+        let index_needed = if existing.is_empty() {
+            let key_column = if key.column == m.carcosa_id {
+                // The Carcosa id is the key: the column is declared once, as the key.
+                wanted.retain(|(c, _)| **c != m.carcosa_id);
+                format!("{} {} PRIMARY KEY", q(&key.column), t.text)
+            } else if key.fill == KeyFill::Database {
+                format!("{} {}", q(&key.column), t.key)
+            } else {
+                format!("{} {} PRIMARY KEY", q(&key.column), t.text)
+            };
             let columns: Vec<String> = wanted.iter().map(|(name, ty)| format!("{} {ty}", q(name))).collect();
-            sqlx::query(&sql(&format!("CREATE TABLE {} (\"id\" {}, {})", q(&m.table), t.key, columns.join(", "))))
-                .execute(&mut *tx)
-                .await?;
+            let create = format!("CREATE TABLE {} ({key_column}, {})", q(&m.table), columns.join(", "));
+            sqlx::query(&sql(&create)).execute(&mut *tx).await?;
+            key.column != m.carcosa_id
         } else {
-            for (name, ty) in wanted.iter().filter(|(name, _)| !existing.contains(name)) {
-                sqlx::query(&sql(&format!("ALTER TABLE {} ADD COLUMN {} {ty}", q(&m.table), q(name)))).execute(&mut *tx).await?;
+            if key.fill != KeyFill::Database && !existing.contains_key(&key.column) {
+                return Err(LocalError::Mapping(format!(
+                    "the table `{}` has no primary key column `{}` to fill",
+                    m.table, key.column
+                )));
             }
+            for (name, ty) in wanted.iter().filter(|(name, _)| !existing.contains_key(*name)) {
+                tracing::info!(table = %m.table, column = %name, "adding a column the mapping needs");
+                let alter = format!("ALTER TABLE {} ADD COLUMN {} {ty}", q(&m.table), q(name));
+                sqlx::query(&sql(&alter)).execute(&mut *tx).await?;
+            }
+            self.check_required(&existing)?;
+            !has_unique_index(&mut tx, &m.table, &m.carcosa_id).await?
+        };
+        if index_needed {
+            // Only when nothing unique covers the Carcosa id yet, so a schema that already has one
+            // (Prisma's `@unique`) is left exactly as it is.
+            sqlx::query(&sql(&format!(
+                "CREATE UNIQUE INDEX {} ON {} ({})",
+                q(&format!("{}_carcosa_id_key", m.table)),
+                q(&m.table),
+                q(&m.carcosa_id)
+            )))
+            .execute(&mut *tx)
+            .await?;
         }
-        sqlx::query(&sql(&format!(
-            "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})",
-            q(&format!("{}_carcosa_id_key", m.table)),
-            q(&m.table),
-            q(&m.carcosa_id)
-        )))
-        .execute(&mut *tx)
-        .await?;
         sqlx::query(&sql(&format!(
             "CREATE TABLE IF NOT EXISTS carcosa_sync_state (\"table_name\" {} PRIMARY KEY, \"cursor\" {} NOT NULL, \"updated_at\" {} NOT NULL)",
             t.text, t.integer, t.timestamp
@@ -77,8 +117,52 @@ impl Backend {
         )))
         .execute(&mut *tx)
         .await?;
+        if m.version.is_none() {
+            sqlx::query(&sql(&format!(
+                "CREATE TABLE IF NOT EXISTS carcosa_versions (\"table_name\" {text} NOT NULL, \"carcosa_id\" {text} NOT NULL, \"version\" {} NOT NULL, PRIMARY KEY (\"table_name\", \"carcosa_id\"))",
+                t.integer,
+                text = t.text
+            )))
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Every `NOT NULL` column without a default must be written by the sync, and the columns the
+    /// sync may write `NULL` into must allow it: otherwise inserts would fail tenant by tenant.
+    fn check_required(&self, existing: &std::collections::HashMap<String, ExistingColumn>) -> Result<(), LocalError> {
+        let m = &self.mapping;
+        let written = m.written_columns();
+        let mut problems = Vec::new();
+        let mut names: Vec<_> = existing.iter().collect();
+        names.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, column) in names {
+            if !column.not_null {
+                continue;
+            }
+            if !column.has_default && !written.contains(&name) {
+                if *name == m.primary_key.column {
+                    problems.push(format!(
+                        "`{name}` is the key and has no default: set primary_key.fill (cuid, uuid_v4, uuid_v7, ulid or carcosa_id)"
+                    ));
+                } else {
+                    problems.push(format!("`{name}` is NOT NULL with no default and the mapping does not fill it"));
+                }
+            } else if m.plan.as_ref() == Some(name) && m.default_plan.is_none() {
+                problems.push(format!(
+                    "`{name}` (the plan) is NOT NULL but tenants may have no plan: set default_plan"
+                ));
+            } else if m.deleted_at.as_ref() == Some(name) {
+                problems.push(format!("`{name}` (deleted-at) must allow NULL: live tenants have none"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(LocalError::Mapping(format!("the table `{}` does not fit: {}", m.table, problems.join("; "))))
+        }
     }
 
     pub(crate) async fn cursor(&self) -> Result<Option<EventCursor>, LocalError> {
@@ -111,6 +195,53 @@ impl Backend {
         Ok(applied)
     }
 
+    /// The version of the tenant's row: `None` if there is no row; `Some(0)` for a linked row
+    /// whose version is unknown (linked by the app before its first sync).
+    async fn local_version(&self, tx: &mut sqlx::Transaction<'_, Db>, id: &str) -> Result<Option<i64>, LocalError> {
+        let m = &self.mapping;
+        let row = match &m.version {
+            Some(version) => {
+                sqlx::query(&sql(&format!("SELECT {} FROM {} WHERE {} = ?", q(version), q(&m.table), q(&m.carcosa_id))))
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+            }
+            None => {
+                sqlx::query(&sql(&format!(
+                    "SELECT v.\"version\" FROM {t} r LEFT JOIN carcosa_versions v ON v.\"table_name\" = ? AND v.\"carcosa_id\" = r.{c} WHERE r.{c} = ?",
+                    t = q(&m.table),
+                    c = q(&m.carcosa_id)
+                )))
+                .bind(&m.table)
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?
+            }
+        };
+        Ok(row.map(|r| r.try_get::<Option<i64>, _>(0)).transpose()?.map(|v| v.unwrap_or(0)))
+    }
+
+    /// Records a version in `carcosa_versions` (tables without a version column).
+    async fn store_version(&self, tx: &mut sqlx::Transaction<'_, Db>, id: &str, version: Option<i64>) -> Result<(), LocalError> {
+        if self.mapping.version.is_some() {
+            return Ok(());
+        }
+        let query = match version {
+            Some(_) => format!(
+                "INSERT INTO carcosa_versions (\"table_name\", \"carcosa_id\", \"version\") VALUES (?, ?, ?) {}",
+                upsert(&["table_name", "carcosa_id"], &["version"])
+            ),
+            None => "DELETE FROM carcosa_versions WHERE \"table_name\" = ? AND \"carcosa_id\" = ?".to_owned(),
+        };
+        let text = sql(&query);
+        let mut query = sqlx::query(&text).bind(&self.mapping.table).bind(id);
+        if let Some(version) = version {
+            query = query.bind(version);
+        }
+        query.execute(&mut **tx).await?;
+        Ok(())
+    }
+
     async fn apply_one(&self, tx: &mut sqlx::Transaction<'_, Db>, tenant: &Tenant) -> Result<Applied, LocalError> {
         let m = &self.mapping;
         let id = tenant.id.to_string();
@@ -123,16 +254,16 @@ impl Backend {
         if tomb.map(|r| r.try_get::<i64, _>(0)).transpose()?.is_some_and(|v| v >= tenant.version) {
             return Ok(unchanged);
         }
-        let local = sqlx::query(&sql(&format!("SELECT {} FROM {} WHERE {} = ?", q(&m.version), q(&m.table), q(&m.carcosa_id))))
-            .bind(&id)
-            .fetch_optional(&mut **tx)
-            .await?;
-        let local_version = local.map(|r| r.try_get::<i64, _>(0)).transpose()?;
+        let local_version = self.local_version(tx, &id).await?;
         if local_version.is_some_and(|v| v >= tenant.version) {
             return Ok(unchanged);
         }
-        if tenant.status == TenantStatus::Deleted && self.policy == DeletionPolicy::Hard {
-            sqlx::query(&sql(&format!("DELETE FROM {} WHERE {} = ?", q(&m.table), q(&m.carcosa_id)))).bind(&id).execute(&mut **tx).await?;
+        let deleted = tenant.status == TenantStatus::Deleted;
+        if deleted && matches!(self.policy, DeletionPolicy::Hard | DeletionPolicy::Callback) {
+            if self.policy == DeletionPolicy::Hard {
+                sqlx::query(&sql(&format!("DELETE FROM {} WHERE {} = ?", q(&m.table), q(&m.carcosa_id)))).bind(&id).execute(&mut **tx).await?;
+                self.store_version(tx, &id, None).await?;
+            }
             remember_deleted(tx, &m.table, &id, tenant.version).await?;
             return Ok(if local_version.is_some() {
                 Applied { deleted: 1, changes: vec![(ChangeKind::Deleted, tenant.clone())], ..Applied::default() }
@@ -140,54 +271,76 @@ impl Backend {
                 unchanged
             });
         }
-        if tenant.status != TenantStatus::Deleted {
+        if !deleted {
             self.release_slug(tx, tenant).await?;
         }
+        let now = Utc::now();
         let deleted_at = match self.policy {
             DeletionPolicy::Soft => tenant.deleted_at,
-            DeletionPolicy::Archive | DeletionPolicy::Hard => None,
+            _ => None,
         };
         let metadata = serde_json::to_string(&tenant.metadata).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let plan = tenant.plan.as_deref().or(m.default_plan.as_deref());
         let json = metadata_placeholder();
+        // Each written column and how its value is bound, in one list for both statements.
+        let mut columns: Vec<(&String, Value<'_>)> = vec![(&m.slug, Value::Text(Some(tenant.slug.as_str()))), (&m.name, Value::Text(Some(&tenant.name)))];
+        let optional = [
+            (&m.status, Value::Text(Some(tenant.status.as_str()))),
+            (&m.plan, Value::Text(plan)),
+            (&m.metadata, Value::Json(&metadata)),
+            (&m.version, Value::Integer(tenant.version)),
+            (&m.synced_at, Value::Time(Some(now))),
+            (&m.deleted_at, Value::Time(deleted_at)),
+        ];
+        for (column, value) in optional {
+            columns.extend(column.as_ref().map(|c| (c, value)));
+        }
+        columns.extend(m.touch.iter().map(|c| (c, Value::Time(Some(now)))));
+        let bind = |query: &mut QueryBuilder<'_, Db>, value: Value<'_>| match value {
+            Value::Text(text) => {
+                query.push_bind(text.map(str::to_owned));
+            }
+            Value::Json(text) => {
+                query.push(json.0).push_bind(text.to_owned()).push(json.1);
+            }
+            Value::Integer(n) => {
+                query.push_bind(n);
+            }
+            Value::Time(time) => {
+                query.push_bind(time);
+            }
+        };
         let mut query = QueryBuilder::<Db>::new("");
         if local_version.is_some() {
             query.push(format!("UPDATE {} SET ", q(&m.table)));
-            let mut set = query.separated(", ");
-            set.push(format!("{} = ", q(&m.slug))).push_bind_unseparated(tenant.slug.as_str());
-            set.push(format!("{} = ", q(&m.name))).push_bind_unseparated(&tenant.name);
-            set.push(format!("{} = ", q(&m.status))).push_bind_unseparated(tenant.status.as_str());
-            set.push(format!("{} = ", q(&m.plan))).push_bind_unseparated(tenant.plan.as_deref());
-            set.push(format!("{} = ", q(&m.metadata))).push_unseparated(json.0).push_bind_unseparated(&metadata).push_unseparated(json.1);
-            set.push(format!("{} = ", q(&m.version))).push_bind_unseparated(tenant.version);
-            set.push(format!("{} = ", q(&m.synced_at))).push_bind_unseparated(Utc::now());
-            if let Some(column) = &m.deleted_at {
-                set.push(format!("{} = ", q(column))).push_bind_unseparated(deleted_at);
+            for (i, (column, value)) in columns.into_iter().enumerate() {
+                query.push(format!("{}{} = ", if i == 0 { "" } else { ", " }, q(column)));
+                bind(&mut query, value);
             }
-            query.push(format!(" WHERE {} = ", q(&m.carcosa_id))).push_bind(&id);
+            query.push(format!(" WHERE {} = ", q(&m.carcosa_id))).push_bind(id.clone());
         } else {
-            let mut columns = vec![&m.carcosa_id, &m.slug, &m.name, &m.status, &m.plan, &m.metadata, &m.version, &m.synced_at];
-            columns.extend(m.deleted_at.as_ref());
-            let names: Vec<String> = columns.iter().map(|c| q(c)).collect();
+            let key = (m.primary_key.fill != KeyFill::Database && m.primary_key.column != m.carcosa_id)
+                .then(|| super::keys::new_key(m.primary_key.fill, &id));
+            let mut names = vec![q(&m.carcosa_id)];
+            names.extend(key.as_ref().map(|_| q(&m.primary_key.column)));
+            names.extend(columns.iter().map(|(c, _)| q(c)));
             query.push(format!("INSERT INTO {} ({}) VALUES (", q(&m.table), names.join(", ")));
-            let mut values = query.separated(", ");
-            values.push_bind(&id);
-            values.push_bind(tenant.slug.as_str());
-            values.push_bind(&tenant.name);
-            values.push_bind(tenant.status.as_str());
-            values.push_bind(tenant.plan.as_deref());
-            values.push(json.0).push_bind_unseparated(&metadata).push_unseparated(json.1);
-            values.push_bind(tenant.version);
-            values.push_bind(Utc::now());
-            if m.deleted_at.is_some() {
-                values.push_bind(deleted_at);
+            query.push_bind(id.clone());
+            if let Some(key) = key {
+                query.push(", ").push_bind(key);
+            }
+            for (_, value) in columns {
+                query.push(", ");
+                bind(&mut query, value);
             }
             query.push(")");
         }
         query.build().execute(&mut **tx).await?;
-        let (kind, mut applied) = match (local_version, tenant.status) {
-            (_, TenantStatus::Deleted) => (ChangeKind::Deleted, Applied { deleted: 1, ..Applied::default() }),
-            (Some(_), _) => (ChangeKind::Updated, Applied { updated: 1, ..Applied::default() }),
-            (None, _) => (ChangeKind::Created, Applied { created: 1, ..Applied::default() }),
+        self.store_version(tx, &id, Some(tenant.version)).await?;
+        let (kind, mut applied) = match (local_version, deleted) {
+            (_, true) => (ChangeKind::Deleted, Applied { deleted: 1, ..Applied::default() }),
+            (Some(_), false) => (ChangeKind::Updated, Applied { updated: 1, ..Applied::default() }),
+            (None, false) => (ChangeKind::Created, Applied { created: 1, ..Applied::default() }),
         };
         applied.changes.push((kind, tenant.clone()));
         Ok(applied)
@@ -224,42 +377,68 @@ impl Backend {
         Ok(())
     }
 
-    pub(crate) async fn reconcile(&self, keep: &HashSet<String>) -> Result<u64, LocalError> {
+    /// Linked rows of live tenants (by the table's own marks) whose ids are not in `keep`, and
+    /// that no tombstone covers.
+    pub(crate) async fn orphans(&self, keep: &HashSet<String>) -> Result<Vec<(String, i64)>, LocalError> {
         let m = &self.mapping;
-        let rows = sqlx::query(&sql(&format!(
-            "SELECT {}, {} FROM {} WHERE {} IS NOT NULL AND {} <> 'deleted'",
-            q(&m.carcosa_id),
-            q(&m.version),
-            q(&m.table),
-            q(&m.carcosa_id),
-            q(&m.status)
-        )))
-        .fetch_all(&self.pool)
-        .await?;
+        let live = match (&m.status, &m.deleted_at) {
+            (Some(status), _) => format!(" AND r.{} <> 'deleted'", q(status)),
+            (None, Some(deleted_at)) => format!(" AND r.{} IS NULL", q(deleted_at)),
+            (None, None) => String::new(),
+        };
+        let version = match &m.version {
+            Some(version) => format!("r.{}", q(version)),
+            None => format!(
+                "(SELECT v.\"version\" FROM carcosa_versions v WHERE v.\"table_name\" = ? AND v.\"carcosa_id\" = r.{})",
+                q(&m.carcosa_id)
+            ),
+        };
+        let text = format!(
+            "SELECT r.{c}, {version} FROM {t} r WHERE r.{c} IS NOT NULL{live} AND NOT EXISTS (SELECT 1 FROM carcosa_tombstones g WHERE g.\"table_name\" = ? AND g.\"carcosa_id\" = r.{c})",
+            c = q(&m.carcosa_id),
+            t = q(&m.table),
+        );
+        let text = sql(&text);
+        let mut query = sqlx::query(&text);
+        if m.version.is_none() {
+            query = query.bind(&m.table);
+        }
+        let rows = query.bind(&m.table).fetch_all(&self.pool).await?;
         let mut gone = Vec::new();
         for row in rows {
             let id: String = row.try_get(0)?;
             if !keep.contains(&id) {
-                gone.push((id, row.try_get::<i64, _>(1)?));
+                gone.push((id, row.try_get::<Option<i64>, _>(1)?.unwrap_or(0)));
             }
         }
-        if gone.is_empty() {
-            return Ok(0);
-        }
+        Ok(gone)
+    }
+
+    /// Deletes, by the policy, rows whose tenants Carcosa no longer knows at all (no snapshot to
+    /// apply). Each `(id, version)` is the row's last known version.
+    pub(crate) async fn forget(&self, gone: &[(String, i64)]) -> Result<u64, LocalError> {
+        let m = &self.mapping;
         let mut tx = self.pool.begin().await?;
         let now = Utc::now();
-        for (id, version) in &gone {
+        for (id, version) in gone {
             match self.policy {
-                DeletionPolicy::Hard => {
-                    sqlx::query(&sql(&format!("DELETE FROM {} WHERE {} = ?", q(&m.table), q(&m.carcosa_id)))).bind(id).execute(&mut *tx).await?;
+                DeletionPolicy::Hard | DeletionPolicy::Callback => {
+                    if self.policy == DeletionPolicy::Hard {
+                        sqlx::query(&sql(&format!("DELETE FROM {} WHERE {} = ?", q(&m.table), q(&m.carcosa_id)))).bind(id).execute(&mut *tx).await?;
+                        self.store_version(&mut tx, id, None).await?;
+                    }
                     // The deletion's own version is unknown; anything not newer than the row
                     // held is stale.
                     remember_deleted(&mut tx, &m.table, id, version + 1).await?;
                 }
                 DeletionPolicy::Soft | DeletionPolicy::Archive => {
-                    let mut query = QueryBuilder::<Db>::new(format!("UPDATE {} SET {} = 'deleted'", q(&m.table), q(&m.status)));
+                    let mut query = QueryBuilder::<Db>::new(format!("UPDATE {} SET ", q(&m.table)));
+                    let mut set = query.separated(", ");
+                    if let Some(status) = &m.status {
+                        set.push(format!("{} = 'deleted'", q(status)));
+                    }
                     if let (Some(column), DeletionPolicy::Soft) = (&m.deleted_at, self.policy) {
-                        query.push(format!(", {} = ", q(column))).push_bind(now);
+                        set.push(format!("{} = ", q(column))).push_bind_unseparated(now);
                     }
                     query.push(format!(" WHERE {} = ", q(&m.carcosa_id))).push_bind(id);
                     query.build().execute(&mut *tx).await?;

@@ -22,8 +22,8 @@ const TYPES: ColumnTypes = ColumnTypes {
 #[derive(Debug, Clone)]
 pub struct SqliteLocal {
     pool: Pool<Sqlite>,
-    mapping: TableMapping,
-    policy: DeletionPolicy,
+    pub(super) mapping: TableMapping,
+    pub(super) policy: DeletionPolicy,
 }
 
 impl SqliteLocal {
@@ -47,10 +47,36 @@ impl SqliteLocal {
 async fn existing_columns(
     tx: &mut sqlx::Transaction<'_, Db>,
     table: &str,
-) -> Result<HashSet<String>, sqlx::Error> {
+) -> Result<std::collections::HashMap<String, ExistingColumn>, sqlx::Error> {
     use sqlx::Row;
-    let rows = sqlx::query("SELECT name FROM pragma_table_info($1)").bind(table).fetch_all(&mut **tx).await?;
-    rows.iter().map(|r| r.try_get::<String, _>(0)).collect()
+    // An `INTEGER PRIMARY KEY` is the rowid: SQLite assigns it.
+    let rows = sqlx::query(
+        "SELECT name, \"notnull\" <> 0, dflt_value IS NOT NULL OR (pk = 1 AND upper(type) = 'INTEGER') FROM pragma_table_info($1)",
+    )
+    .bind(table)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, ExistingColumn { not_null: r.try_get(1)?, has_default: r.try_get(2)? })))
+        .collect()
+}
+
+/// Whether a unique index (or constraint) covers exactly `column`.
+async fn has_unique_index(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    table: &str,
+    column: &str,
+) -> Result<bool, sqlx::Error> {
+    let found = sqlx::query(
+        "SELECT 1 FROM pragma_index_list($1) l WHERE l.\"unique\" = 1 \
+         AND (SELECT count(*) FROM pragma_index_info(l.name)) = 1 \
+         AND (SELECT name FROM pragma_index_info(l.name)) = $2",
+    )
+    .bind(table)
+    .bind(column)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(found.is_some())
 }
 
 /// SQLite stores JSON as text: the value goes in as it is.

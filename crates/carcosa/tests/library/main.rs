@@ -1,6 +1,8 @@
 //! Integration tests of the `carcosa` library against a real Carcosa server.
 
 mod client;
+mod metrics;
+mod prisma;
 mod receiver;
 mod support;
 mod sync;

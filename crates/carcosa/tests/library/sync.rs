@@ -13,23 +13,23 @@ use sqlx::{Connection, Row};
 use crate::client::named;
 use crate::support::{Server, server};
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Local {
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Local {
     Sqlite,
     Postgres,
     MySql,
 }
 
 /// A local database of its own for one test.
-struct LocalDb {
-    url: String,
+pub(crate) struct LocalDb {
+    pub(crate) url: String,
     _dir: tempfile::TempDir,
-    kind: Local,
+    pub(crate) kind: Local,
     admin: Option<(String, String)>,
 }
 
 impl LocalDb {
-    async fn create(kind: Local) -> Self {
+    pub(crate) async fn create(kind: Local) -> Self {
         let dir = tempfile::tempdir().unwrap();
         if kind == Local::Sqlite {
             let url = format!("sqlite://{}", dir.path().join("app.db").display());
@@ -79,7 +79,30 @@ impl LocalDb {
         out
     }
 
-    async fn execute(&self, sql: &str) {
+    /// Every row of `sql`, each column read as text (cast in the query where needed).
+    pub(crate) async fn fetch(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        macro_rules! collect {
+            ($rows:expr) => {
+                $rows.iter().map(|r| (0..r.len()).map(|i| r.get::<Option<String>, _>(i)).collect()).collect()
+            };
+        }
+        match self.kind {
+            Local::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                collect!(sqlx::query(sql).fetch_all(&mut conn).await.unwrap())
+            }
+            Local::MySql => {
+                let mut conn = sqlx::MySqlConnection::connect(&self.url).await.unwrap();
+                collect!(sqlx::query(sql).fetch_all(&mut conn).await.unwrap())
+            }
+            Local::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                collect!(sqlx::query(sql).fetch_all(&mut conn).await.unwrap())
+            }
+        }
+    }
+
+    pub(crate) async fn execute(&self, sql: &str) {
         match self.kind {
             Local::Postgres => {
                 let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
@@ -96,7 +119,7 @@ impl LocalDb {
         }
     }
 
-    async fn finish(self) {
+    pub(crate) async fn finish(self) {
         match (self.kind, self.admin) {
             (Local::Postgres, Some((admin, name))) => {
                 let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
@@ -271,7 +294,12 @@ async fn an_expired_cursor_falls_back_to_a_full_sync(kind: Local) {
     let server = server().await;
     let client = Client::new(&server.url, &server.key).unwrap();
     let db = LocalDb::create(kind).await;
-    let sync = engine(&server, &db, DeletionPolicy::Soft).await;
+    let told = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = told.clone();
+    let sync = engine(&server, &db, DeletionPolicy::Soft).await.on_deleted(std::sync::Arc::new(move |t| {
+        seen.lock().unwrap().push(t);
+        Box::pin(async { Ok(()) })
+    }));
     let a = client.create_tenant(&named("Alpha")).await.unwrap();
     let b = client.create_tenant(&named("Beta")).await.unwrap();
     sync.full().await.unwrap();
@@ -292,6 +320,10 @@ async fn an_expired_cursor_falls_back_to_a_full_sync(kind: Local) {
     assert_eq!(report.deleted, 1, "the listing lacks Alpha: reconciled as deleted");
     let rows = db.rows().await;
     assert_eq!(rows[&a.id.to_string()].2, "deleted");
+    assert_eq!(rows[&a.id.to_string()].3, 2, "the server's deleted snapshot was applied, version and all");
+    let told = told.lock().unwrap().clone();
+    assert_eq!(told.len(), 1, "the on_deleted hook ran for the reconciled deletion");
+    assert_eq!((told[0].id, told[0].status), (a.id, TenantStatus::Deleted));
     assert_eq!(rows[&b.id.to_string()].1, "Beta Two");
     assert!(rows.contains_key(&c.id.to_string()));
     assert_eq!(sync.store().cursor().await.unwrap(), Some(EventCursor::after_seq(5)));
