@@ -302,6 +302,17 @@ impl Store {
         on_backend!(self, s => s.create_tenant(project, new, rules, idempotency).await)
     }
 
+    /// Creates many tenants in one transaction, each with its `tenant.created` event (and
+    /// deliveries), in order: all of them or none. For imports and for seeding benchmarks.
+    pub async fn create_tenants(
+        &self,
+        project: ProjectId,
+        tenants: Vec<NewTenant>,
+        rules: &WriteRules,
+    ) -> Result<Vec<Tenant>, StoreError> {
+        on_backend!(self, s => s.create_tenants(project, tenants, rules).await)
+    }
+
     /// A tenant by id (any status) or by slug (live tenants only).
     pub async fn get_tenant(&self, project: ProjectId, tenant: &TenantRef) -> Result<Tenant, StoreError> {
         on_backend!(self, s => s.get_tenant(project, tenant).await)

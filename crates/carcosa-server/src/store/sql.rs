@@ -192,52 +192,7 @@ impl Backend {
         {
             return Ok(CreateOutcome::Replayed(recorded));
         }
-        let slug = match new.slug {
-            Some(slug) => {
-                if rules.reserved.contains(&slug) {
-                    return Err(StoreError::SlugReserved(slug));
-                }
-                if slug_owner(&mut tx, project, &slug).await?.is_some() {
-                    return Err(StoreError::SlugTaken(slug));
-                }
-                slug
-            }
-            None => free_slug(&mut tx, project, Slug::from_name(new.name.as_str()), &rules.reserved).await?,
-        };
-        let at = now();
-        let tenant = Tenant {
-            id: TenantId::generate(),
-            slug,
-            name: new.name.as_str().to_owned(),
-            status: new.status,
-            plan: new.plan.map(|p| p.as_str().to_owned()),
-            metadata: new.metadata.into_map(),
-            version: 1,
-            created_at: at,
-            updated_at: at,
-            deleted_at: None,
-        };
-        let insert = sqlx::query(&format!(
-            "INSERT INTO tenants (project_id, {TENANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        ))
-        .bind(project.to_string())
-        .bind(tenant.id.to_string())
-        .bind(tenant.slug.as_str())
-        .bind(&tenant.name)
-        .bind(tenant.status.as_str())
-        .bind(tenant.plan.as_deref())
-        .bind(Json(&tenant.metadata))
-        .bind(tenant.version)
-        .bind(tenant.created_at)
-        .bind(tenant.updated_at)
-        .bind(tenant.deleted_at)
-        .execute(&mut *tx)
-        .await;
-        match insert {
-            Err(err) if is_unique_violation(&err) => return Err(StoreError::SlugTaken(tenant.slug)),
-            other => other?,
-        };
-        let (event, deliveries) = insert_event(&mut tx, project, seq, EventType::TenantCreated, &tenant, at).await?;
+        let (tenant, event, deliveries, at) = insert_new_tenant(&mut tx, project, seq, new, rules).await?;
         if let Some(request) = idempotency {
             let body = serde_json::to_string(&tenant).map_err(|e| StoreError::Database(decode_err(e)))?;
             sqlx::query("INSERT INTO idempotency_keys (project_id, key, request_hash, status, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -253,6 +208,27 @@ impl Backend {
         tx.commit().await?;
         self.deliveries_written(deliveries);
         Ok(CreateOutcome::Created(Box::new(Written { tenant, event: Some(event) })))
+    }
+
+    pub(crate) async fn create_tenants(
+        &self,
+        project: ProjectId,
+        tenants: Vec<NewTenant>,
+        rules: &WriteRules,
+    ) -> Result<Vec<Tenant>, StoreError> {
+        let _turn = self.gates.enter(project).await;
+        let mut tx = self.writer().begin().await?;
+        let mut created = Vec::with_capacity(tenants.len());
+        let mut all_deliveries = 0;
+        for new in tenants {
+            let seq = next_seq(&mut tx, project).await?;
+            let (tenant, _, deliveries, _) = insert_new_tenant(&mut tx, project, seq, new, rules).await?;
+            created.push(tenant);
+            all_deliveries += deliveries;
+        }
+        tx.commit().await?;
+        self.deliveries_written(all_deliveries);
+        Ok(created)
     }
 
     pub(crate) async fn get_tenant(
@@ -739,4 +715,62 @@ async fn free_slug(
         }
     }
     unreachable!("the suffix loop only ends by returning")
+}
+
+/// Inserts a new tenant and its `tenant.created` event at `seq`, inside the caller's transaction
+/// (which holds the project's write turn).
+async fn insert_new_tenant(
+    tx: &mut Tx,
+    project: ProjectId,
+    seq: i64,
+    new: NewTenant,
+    rules: &WriteRules,
+) -> Result<(Tenant, Event, usize, DateTime<Utc>), StoreError> {
+        let slug = match new.slug {
+            Some(slug) => {
+                if rules.reserved.contains(&slug) {
+                    return Err(StoreError::SlugReserved(slug));
+                }
+                if slug_owner(&mut *tx, project, &slug).await?.is_some() {
+                    return Err(StoreError::SlugTaken(slug));
+                }
+                slug
+            }
+            None => free_slug(&mut *tx, project, Slug::from_name(new.name.as_str()), &rules.reserved).await?,
+        };
+        let at = now();
+        let tenant = Tenant {
+            id: TenantId::generate(),
+            slug,
+            name: new.name.as_str().to_owned(),
+            status: new.status,
+            plan: new.plan.map(|p| p.as_str().to_owned()),
+            metadata: new.metadata.into_map(),
+            version: 1,
+            created_at: at,
+            updated_at: at,
+            deleted_at: None,
+        };
+        let insert = sqlx::query(&format!(
+            "INSERT INTO tenants (project_id, {TENANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(project.to_string())
+        .bind(tenant.id.to_string())
+        .bind(tenant.slug.as_str())
+        .bind(&tenant.name)
+        .bind(tenant.status.as_str())
+        .bind(tenant.plan.as_deref())
+        .bind(Json(&tenant.metadata))
+        .bind(tenant.version)
+        .bind(tenant.created_at)
+        .bind(tenant.updated_at)
+        .bind(tenant.deleted_at)
+        .execute(&mut **tx)
+        .await;
+        match insert {
+            Err(err) if is_unique_violation(&err) => return Err(StoreError::SlugTaken(tenant.slug)),
+            other => other?,
+        };
+        let (event, deliveries) = insert_event(tx, project, seq, EventType::TenantCreated, &tenant, at).await?;
+    Ok((tenant, event, deliveries, at))
 }

@@ -35,6 +35,60 @@ fn q(name: &str) -> String {
     format!("\"{name}\"")
 }
 
+/// A validated identifier as a string literal (it holds only letters, digits and `_`).
+fn literal(name: &str) -> String {
+    format!("'{name}'")
+}
+
+/// Ids or slugs per `IN (…)` list, and bound values per statement (under SQLite's 32,766).
+const IN_LIST: usize = 500;
+const MAX_BINDS: usize = 30_000;
+
+/// `prefix` followed by `?, ?, …)` for `values`.
+fn in_list<'a>(prefix: &str, values: &'a [String]) -> QueryBuilder<'a, Db> {
+    let mut query = QueryBuilder::<Db>::new(prefix);
+    let mut list = query.separated(", ");
+    for value in values {
+        list.push_bind(value.as_str());
+    }
+    query.push(")");
+    query
+}
+
+/// What the table holds for a page's tenants.
+#[derive(Default)]
+struct Known {
+    /// Tombstoned tenant → the deletion's version.
+    tombs: std::collections::HashMap<String, i64>,
+    /// Linked row's tenant → its version (0 when unknown).
+    local: std::collections::HashMap<String, i64>,
+    /// Slug → the tenant whose row holds it (`None`: one of the app's own rows).
+    slugs: std::collections::HashMap<String, Option<String>>,
+}
+
+fn metadata_text(tenant: &Tenant) -> Result<String, LocalError> {
+    Ok(serde_json::to_string(&tenant.metadata).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
+}
+
+/// Binds a value the way its kind needs (JSON is cast where the dialect wants it).
+fn bind<'a>(query: &mut QueryBuilder<'a, Db>, value: Value<'_>) {
+    match value {
+        Value::Text(text) => {
+            query.push_bind(text.map(str::to_owned));
+        }
+        Value::Json(text) => {
+            let (before, after) = metadata_placeholder();
+            query.push(before).push_bind(text.to_owned()).push(after);
+        }
+        Value::Integer(n) => {
+            query.push_bind(n);
+        }
+        Value::Time(time) => {
+            query.push_bind(time);
+        }
+    }
+}
+
 /// What the sync needs to know of a column the table already has.
 #[derive(Debug, Clone, Copy)]
 struct ExistingColumn {
@@ -173,13 +227,49 @@ impl Backend {
         Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.map(EventCursor::after_seq))
     }
 
+    /// Applies a page: what the table holds for the page's tenants is read in a few queries,
+    /// new rows are inserted many per statement, and the rest (updates, deletions, slugs that
+    /// must be freed first) are written one by one, in the page's order.
     pub(crate) async fn apply(&self, tenants: &[Tenant], cursor: Option<EventCursor>) -> Result<Applied, LocalError> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         let mut applied = Applied::default();
+        let mut known = self.prefetch(&mut tx, tenants).await?;
+        let mut inserts: Vec<&Tenant> = Vec::new();
         for tenant in tenants {
-            applied += self.apply_one(&mut tx, tenant).await?;
+            let id = tenant.id.to_string();
+            let stale = known.tombs.get(&id).is_some_and(|v| *v >= tenant.version)
+                || known.local.get(&id).is_some_and(|v| *v >= tenant.version);
+            if stale {
+                applied.unchanged += 1;
+                continue;
+            }
+            let deleted = tenant.status == TenantStatus::Deleted;
+            let local = known.local.get(&id).copied();
+            let slug_free = known.slugs.get(tenant.slug.as_str()).is_none_or(|holder| holder.as_deref() == Some(id.as_str()));
+            if local.is_none() && !deleted && slug_free {
+                known.local.insert(id.clone(), tenant.version);
+                known.slugs.insert(tenant.slug.to_string(), Some(id));
+                inserts.push(tenant);
+                applied.created += 1;
+                applied.changes.push((ChangeKind::Created, tenant.clone()));
+                continue;
+            }
+            self.insert_rows(&mut tx, &std::mem::take(&mut inserts)).await?;
+            applied += self.write_one(&mut tx, tenant, local, slug_free).await?;
+            if deleted && matches!(self.policy, DeletionPolicy::Hard | DeletionPolicy::Callback) {
+                known.tombs.insert(id.clone(), tenant.version);
+                if self.policy == DeletionPolicy::Hard {
+                    known.local.remove(&id);
+                }
+            } else {
+                known.local.insert(id.clone(), tenant.version);
+            }
+            if !deleted {
+                known.slugs.insert(tenant.slug.to_string(), Some(id));
+            }
         }
+        self.insert_rows(&mut tx, &inserts).await?;
         if let Some(cursor) = cursor {
             sqlx::query(&sql(&format!(
                 "INSERT INTO carcosa_sync_state (\"table_name\", \"cursor\", \"updated_at\") VALUES (?, ?, ?) {}",
@@ -195,30 +285,122 @@ impl Backend {
         Ok(applied)
     }
 
-    /// The version of the tenant's row: `None` if there is no row; `Some(0)` for a linked row
-    /// whose version is unknown (linked by the app before its first sync).
-    async fn local_version(&self, tx: &mut sqlx::Transaction<'_, Db>, id: &str) -> Result<Option<i64>, LocalError> {
+    /// The tombstones, row versions and slug holders that concern `tenants`.
+    async fn prefetch(&self, tx: &mut sqlx::Transaction<'_, Db>, tenants: &[Tenant]) -> Result<Known, LocalError> {
         let m = &self.mapping;
-        let row = match &m.version {
-            Some(version) => {
-                sqlx::query(&sql(&format!("SELECT {} FROM {} WHERE {} = ?", q(version), q(&m.table), q(&m.carcosa_id))))
-                    .bind(id)
-                    .fetch_optional(&mut **tx)
-                    .await?
-            }
-            None => {
-                sqlx::query(&sql(&format!(
-                    "SELECT v.\"version\" FROM {t} r LEFT JOIN carcosa_versions v ON v.\"table_name\" = ? AND v.\"carcosa_id\" = r.{c} WHERE r.{c} = ?",
-                    t = q(&m.table),
-                    c = q(&m.carcosa_id)
-                )))
-                .bind(&m.table)
-                .bind(id)
-                .fetch_optional(&mut **tx)
-                .await?
-            }
+        let mut known = Known::default();
+        let ids: Vec<String> = tenants.iter().map(|t| t.id.to_string()).collect::<HashSet<_>>().into_iter().collect();
+        let slugs: Vec<String> = tenants.iter().map(|t| t.slug.to_string()).collect::<HashSet<_>>().into_iter().collect();
+        let versions = match &m.version {
+            Some(version) => format!("SELECT r.{c}, r.{} FROM {} r WHERE r.{c} IN (", q(version), q(&m.table), c = q(&m.carcosa_id)),
+            None => format!(
+                "SELECT r.{c}, v.\"version\" FROM {} r LEFT JOIN carcosa_versions v ON v.\"table_name\" = {} AND v.\"carcosa_id\" = r.{c} WHERE r.{c} IN (",
+                q(&m.table),
+                literal(&m.table),
+                c = q(&m.carcosa_id)
+            ),
         };
-        Ok(row.map(|r| r.try_get::<Option<i64>, _>(0)).transpose()?.map(|v| v.unwrap_or(0)))
+        let tombs = format!("SELECT \"carcosa_id\", \"version\" FROM carcosa_tombstones WHERE \"table_name\" = {} AND \"carcosa_id\" IN (", literal(&m.table));
+        let holders = format!("SELECT {}, {} FROM {} WHERE {} IN (", q(&m.slug), q(&m.carcosa_id), q(&m.table), q(&m.slug));
+        for chunk in ids.chunks(IN_LIST) {
+            for row in in_list(&tombs, chunk).build().fetch_all(&mut **tx).await? {
+                known.tombs.insert(row.try_get(0)?, row.try_get(1)?);
+            }
+            for row in in_list(&versions, chunk).build().fetch_all(&mut **tx).await? {
+                known.local.insert(row.try_get(0)?, row.try_get::<Option<i64>, _>(1)?.unwrap_or(0));
+            }
+        }
+        for chunk in slugs.chunks(IN_LIST) {
+            for row in in_list(&holders, chunk).build().fetch_all(&mut **tx).await? {
+                known.slugs.insert(row.try_get(0)?, row.try_get(1)?);
+            }
+        }
+        Ok(known)
+    }
+
+    /// The columns a row is written with (besides the Carcosa id and the key), with values.
+    fn row<'a>(&'a self, tenant: &'a Tenant, metadata: &'a str, now: chrono::DateTime<Utc>) -> Vec<(&'a String, Value<'a>)> {
+        let m = &self.mapping;
+        let deleted_at = match self.policy {
+            DeletionPolicy::Soft => tenant.deleted_at,
+            _ => None,
+        };
+        let plan = tenant.plan.as_deref().or(m.default_plan.as_deref());
+        let mut columns = vec![(&m.slug, Value::Text(Some(tenant.slug.as_str()))), (&m.name, Value::Text(Some(&tenant.name)))];
+        let optional = [
+            (&m.status, Value::Text(Some(tenant.status.as_str()))),
+            (&m.plan, Value::Text(plan)),
+            (&m.metadata, Value::Json(metadata)),
+            (&m.version, Value::Integer(tenant.version)),
+            (&m.synced_at, Value::Time(Some(now))),
+            (&m.deleted_at, Value::Time(deleted_at)),
+        ];
+        for (column, value) in optional {
+            columns.extend(column.as_ref().map(|c| (c, value)));
+        }
+        columns.extend(m.touch.iter().map(|c| (c, Value::Time(Some(now)))));
+        columns
+    }
+
+    /// The local key a new row gets, when the sync fills it.
+    fn new_key(&self, id: &str) -> Option<String> {
+        let key = &self.mapping.primary_key;
+        if key.column == self.mapping.carcosa_id {
+            return None;
+        }
+        super::keys::new_key(key.fill, id)
+    }
+
+    /// Inserts new rows, many per statement.
+    async fn insert_rows(&self, tx: &mut sqlx::Transaction<'_, Db>, tenants: &[&Tenant]) -> Result<(), LocalError> {
+        let m = &self.mapping;
+        let now = Utc::now();
+        let fills_key = self.new_key("").is_some();
+        let width = m.written_columns().len() + 1;
+        for chunk in tenants.chunks(MAX_BINDS / width) {
+            let metadata: Vec<String> = chunk.iter().map(|t| metadata_text(t)).collect::<Result<_, _>>()?;
+            let mut names = vec![q(&m.carcosa_id)];
+            if fills_key {
+                names.push(q(&m.primary_key.column));
+            }
+            names.extend(self.row(chunk[0], &metadata[0], now).iter().map(|(c, _)| q(c)));
+            let mut query = QueryBuilder::<Db>::new(format!("INSERT INTO {} ({}) VALUES ", q(&m.table), names.join(", ")));
+            for (i, (tenant, metadata)) in chunk.iter().zip(&metadata).enumerate() {
+                let id = tenant.id.to_string();
+                query.push(if i == 0 { "(" } else { ", (" });
+                let key = self.new_key(&id);
+                query.push_bind(id);
+                if let Some(key) = key {
+                    query.push(", ").push_bind(key);
+                }
+                for (_, value) in self.row(tenant, metadata, now) {
+                    query.push(", ");
+                    bind(&mut query, value);
+                }
+                query.push(")");
+            }
+            query.build().execute(&mut **tx).await?;
+            let versions: Vec<(String, i64)> = chunk.iter().map(|t| (t.id.to_string(), t.version)).collect();
+            self.store_versions(tx, &versions).await?;
+        }
+        Ok(())
+    }
+
+    /// Records versions in `carcosa_versions` (tables without a version column), many per
+    /// statement.
+    async fn store_versions(&self, tx: &mut sqlx::Transaction<'_, Db>, versions: &[(String, i64)]) -> Result<(), LocalError> {
+        if self.mapping.version.is_some() {
+            return Ok(());
+        }
+        for chunk in versions.chunks(MAX_BINDS / 3) {
+            let mut query = QueryBuilder::<Db>::new("INSERT INTO carcosa_versions (\"table_name\", \"carcosa_id\", \"version\") ");
+            query.push_values(chunk, |mut row, (id, version)| {
+                row.push_bind(self.mapping.table.clone()).push_bind(id.clone()).push_bind(*version);
+            });
+            query.push(format!(" {}", upsert(&["table_name", "carcosa_id"], &["version"])));
+            query.build().execute(&mut **tx).await?;
+        }
+        Ok(())
     }
 
     /// Records a version in `carcosa_versions` (tables without a version column).
@@ -242,22 +424,16 @@ impl Backend {
         Ok(())
     }
 
-    async fn apply_one(&self, tx: &mut sqlx::Transaction<'_, Db>, tenant: &Tenant) -> Result<Applied, LocalError> {
+    /// Writes one tenant whose row (`local`: its version, `None` if there is none) is older.
+    async fn write_one(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Db>,
+        tenant: &Tenant,
+        local: Option<i64>,
+        slug_free: bool,
+    ) -> Result<Applied, LocalError> {
         let m = &self.mapping;
         let id = tenant.id.to_string();
-        let unchanged = Applied { unchanged: 1, ..Applied::default() };
-        let tomb = sqlx::query(&sql("SELECT \"version\" FROM carcosa_tombstones WHERE \"table_name\" = ? AND \"carcosa_id\" = ?"))
-            .bind(&m.table)
-            .bind(&id)
-            .fetch_optional(&mut **tx)
-            .await?;
-        if tomb.map(|r| r.try_get::<i64, _>(0)).transpose()?.is_some_and(|v| v >= tenant.version) {
-            return Ok(unchanged);
-        }
-        let local_version = self.local_version(tx, &id).await?;
-        if local_version.is_some_and(|v| v >= tenant.version) {
-            return Ok(unchanged);
-        }
         let deleted = tenant.status == TenantStatus::Deleted;
         if deleted && matches!(self.policy, DeletionPolicy::Hard | DeletionPolicy::Callback) {
             if self.policy == DeletionPolicy::Hard {
@@ -265,53 +441,19 @@ impl Backend {
                 self.store_version(tx, &id, None).await?;
             }
             remember_deleted(tx, &m.table, &id, tenant.version).await?;
-            return Ok(if local_version.is_some() {
+            return Ok(if local.is_some() {
                 Applied { deleted: 1, changes: vec![(ChangeKind::Deleted, tenant.clone())], ..Applied::default() }
             } else {
-                unchanged
+                Applied { unchanged: 1, ..Applied::default() }
             });
         }
-        if !deleted {
+        if !deleted && !slug_free {
             self.release_slug(tx, tenant).await?;
         }
-        let now = Utc::now();
-        let deleted_at = match self.policy {
-            DeletionPolicy::Soft => tenant.deleted_at,
-            _ => None,
-        };
-        let metadata = serde_json::to_string(&tenant.metadata).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        let plan = tenant.plan.as_deref().or(m.default_plan.as_deref());
-        let json = metadata_placeholder();
-        // Each written column and how its value is bound, in one list for both statements.
-        let mut columns: Vec<(&String, Value<'_>)> = vec![(&m.slug, Value::Text(Some(tenant.slug.as_str()))), (&m.name, Value::Text(Some(&tenant.name)))];
-        let optional = [
-            (&m.status, Value::Text(Some(tenant.status.as_str()))),
-            (&m.plan, Value::Text(plan)),
-            (&m.metadata, Value::Json(&metadata)),
-            (&m.version, Value::Integer(tenant.version)),
-            (&m.synced_at, Value::Time(Some(now))),
-            (&m.deleted_at, Value::Time(deleted_at)),
-        ];
-        for (column, value) in optional {
-            columns.extend(column.as_ref().map(|c| (c, value)));
-        }
-        columns.extend(m.touch.iter().map(|c| (c, Value::Time(Some(now)))));
-        let bind = |query: &mut QueryBuilder<'_, Db>, value: Value<'_>| match value {
-            Value::Text(text) => {
-                query.push_bind(text.map(str::to_owned));
-            }
-            Value::Json(text) => {
-                query.push(json.0).push_bind(text.to_owned()).push(json.1);
-            }
-            Value::Integer(n) => {
-                query.push_bind(n);
-            }
-            Value::Time(time) => {
-                query.push_bind(time);
-            }
-        };
+        let metadata = metadata_text(tenant)?;
+        let columns = self.row(tenant, &metadata, Utc::now());
         let mut query = QueryBuilder::<Db>::new("");
-        if local_version.is_some() {
+        if local.is_some() {
             query.push(format!("UPDATE {} SET ", q(&m.table)));
             for (i, (column, value)) in columns.into_iter().enumerate() {
                 query.push(format!("{}{} = ", if i == 0 { "" } else { ", " }, q(column)));
@@ -319,8 +461,7 @@ impl Backend {
             }
             query.push(format!(" WHERE {} = ", q(&m.carcosa_id))).push_bind(id.clone());
         } else {
-            let key = (m.primary_key.fill != KeyFill::Database && m.primary_key.column != m.carcosa_id)
-                .then(|| super::keys::new_key(m.primary_key.fill, &id));
+            let key = self.new_key(&id);
             let mut names = vec![q(&m.carcosa_id)];
             names.extend(key.as_ref().map(|_| q(&m.primary_key.column)));
             names.extend(columns.iter().map(|(c, _)| q(c)));
@@ -337,7 +478,7 @@ impl Backend {
         }
         query.build().execute(&mut **tx).await?;
         self.store_version(tx, &id, Some(tenant.version)).await?;
-        let (kind, mut applied) = match (local_version, deleted) {
+        let (kind, mut applied) = match (local, deleted) {
             (_, true) => (ChangeKind::Deleted, Applied { deleted: 1, ..Applied::default() }),
             (Some(_), false) => (ChangeKind::Updated, Applied { updated: 1, ..Applied::default() }),
             (None, false) => (ChangeKind::Created, Applied { created: 1, ..Applied::default() }),

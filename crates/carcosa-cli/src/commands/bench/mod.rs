@@ -38,11 +38,42 @@ pub enum Command {
         #[arg(long)]
         json: Option<std::path::PathBuf>,
     },
+    /// Sync throughput into the app's own database: a full sync of `--tenants` tenants, then
+    /// incremental syncs of `--events` creations and `--events` renames, beside their floors
+    /// (listing only; raw inserts) measured in the same run.
+    Sync {
+        /// Tenants on the server for the full sync.
+        #[arg(long, default_value_t = 100_000)]
+        tenants: u64,
+        /// Events for each incremental sync.
+        #[arg(long, default_value_t = 10_000)]
+        events: u64,
+        /// Sync into PostgreSQL: an admin URL; a scratch database is created and dropped.
+        /// Without it, into SQLite.
+        #[arg(long, env = "CARCOSA_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+        /// Write the results as JSON to this file too.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
 }
 
 /// Runs a scenario.
 pub async fn run(command: Command) -> anyhow::Result<()> {
-    let Command::Webhooks { rate, seconds, warmup, postgres_url, json } = command;
+    let (rate, seconds, warmup, postgres_url, json) = match command {
+        Command::Webhooks { rate, seconds, warmup, postgres_url, json } => {
+            (rate, seconds, warmup, postgres_url, json)
+        }
+        Command::Sync { tenants, events, postgres_url, json } => {
+            let result = sync::sync_throughput(tenants, events, postgres_url.as_deref()).await?;
+            sync::print_table(std::slice::from_ref(&result))?;
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_vec_pretty(&result)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            return Ok(());
+        }
+    };
     let mut results = Vec::new();
     results.push(webhook_latency("sqlite", None, rate, warmup, seconds).await?);
     if let Some(admin) = postgres_url {
@@ -74,11 +105,28 @@ struct WebhookResult {
     create_p99_ms: f64,
 }
 
+mod sync;
+
 /// A scratch database for one run.
 struct Scratch {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     url: String,
     drop_pg: Option<(String, String)>,
+}
+
+impl Scratch {
+    /// A scratch directory for files of the run.
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Drops the PostgreSQL database, if there is one (the directory goes with `self`).
+    fn remove(self) -> anyhow::Result<()> {
+        if let Some((admin, name)) = &self.drop_pg {
+            sqlx_free::drop_database(admin, name)?;
+        }
+        Ok(())
+    }
 }
 
 async fn scratch(backend: &str, admin: Option<&str>) -> anyhow::Result<Scratch> {
@@ -86,7 +134,7 @@ async fn scratch(backend: &str, admin: Option<&str>) -> anyhow::Result<Scratch> 
     match admin {
         None => {
             let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-            Ok(Scratch { _dir: dir, url, drop_pg: None })
+            Ok(Scratch { dir, url, drop_pg: None })
         }
         Some(admin) => {
             use sqlx_free::create_database;
@@ -94,7 +142,7 @@ async fn scratch(backend: &str, admin: Option<&str>) -> anyhow::Result<Scratch> 
             let url = create_database(admin, &name)
                 .await
                 .with_context(|| format!("cannot create the {backend} scratch database"))?;
-            Ok(Scratch { _dir: dir, url, drop_pg: Some((admin.to_owned(), name)) })
+            Ok(Scratch { dir, url, drop_pg: Some((admin.to_owned(), name)) })
         }
     }
 }
