@@ -6,6 +6,7 @@
 //! * [`local`]: the app's own tenant table (SQLite, PostgreSQL), mapped column by column.
 //! * [`sync`]: the engine that keeps that table equal to Carcosa (full, incremental, per event),
 //!   and [`receiver`] (feature `axum`): the webhook endpoint that feeds it.
+//! * [`tenancy`]: the task-local that carries the tenant of a request into background jobs.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), carcosa::Error> {
@@ -25,6 +26,7 @@ pub mod local;
 #[cfg(feature = "axum")]
 pub mod receiver;
 pub mod sync;
+pub mod tenancy;
 
 pub use carcosa_core as core;
 pub use client::{Client, ClientBuilder, Error, ListTenants};
