@@ -1,6 +1,6 @@
 //! The tenant a piece of work runs for, carried through `async` code by a tokio task-local.
 //!
-//! The detection layer (`carcosa::detect`, feature `axum`) runs every request inside
+//! The detection layer ([`crate::detect`], feature `axum`) runs every request inside
 //! [`scope`], so code deep inside a handler can call [`current`] without threading the tenant
 //! through every signature. A task-local does not cross `tokio::spawn` by itself: wrap the
 //! spawned future in [`scope`] to carry the tenant into a background job.
@@ -19,7 +19,7 @@
 //! ```
 //!
 //! This module holds data and the task-local only; how a request finds its tenant lives in
-//! `carcosa::detect`.
+//! [`crate::detect`].
 
 use std::fmt;
 use std::future::Future;
