@@ -11,7 +11,6 @@
 //!   next request sees a renamed, suspended or new tenant. Other replicas of the app, which did
 //!   not apply that change themselves, see it within the TTL.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -136,13 +135,19 @@ impl TenantCache {
     /// The tenant `identifier` names, from the cache or else the directory. `Ok(None)` when no
     /// tenant has it. Deleted and suspended tenants are returned as they are.
     pub async fn get(&self, identifier: &Identifier) -> Result<Option<Arc<DetectedTenant>>, DirectoryError> {
-        let Some(key) = canonical(identifier) else {
-            return Ok(None);
-        };
-        if let Some(entry) = self.0.entries.get(&*key).await {
+        // Only canonical keys are ever stored, so a hit needs no canonicalization: try the
+        // identifier as it is first (the hit path), and canonicalize only on a miss.
+        if let Some(entry) = self.0.entries.get(identifier).await {
             return Ok(entry.tenant);
         }
-        let key = key.into_owned();
+        let Some(key) = identifier.canonical() else {
+            return Ok(None);
+        };
+        if key != *identifier
+            && let Some(entry) = self.0.entries.get(&key).await
+        {
+            return Ok(entry.tenant);
+        }
         let inner = &self.0;
         let entry = inner
             .entries
@@ -215,19 +220,6 @@ impl TenantCache {
             });
         }
     }
-}
-
-/// The canonical form of `identifier`, borrowed when it already is.
-fn canonical(identifier: &Identifier) -> Option<Cow<'_, Identifier>> {
-    let already = match identifier {
-        Identifier::Slug(slug) => carcosa_core::Slug::parse(slug).is_ok(),
-        Identifier::Id(id) => {
-            TenantId::parse(id).is_ok()
-                && !id[TenantId::PREFIX.len()..].bytes().any(|b| b.is_ascii_lowercase())
-        }
-        Identifier::Domain(_) => false,
-    };
-    if already { Some(Cow::Borrowed(identifier)) } else { identifier.canonical().map(Cow::Owned) }
 }
 
 impl fmt::Debug for TenantCache {

@@ -5,6 +5,7 @@
 //! (`xn--…`) stay as they are: nothing here decodes to Unicode, so two spellings of one name
 //! cannot be made to look alike.
 
+use std::borrow::Cow;
 use std::future::{Future, ready};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -38,17 +39,31 @@ pub enum Host {
 /// or over-long labels, stray characters, a bad port, a numeric last label such as `127.1`).
 #[must_use]
 pub fn normalize_host(raw: &str) -> Option<Host> {
+    parse_host(raw).map(|parsed| match parsed {
+        Parsed::Name(name) => Host::Name(name.into_owned()),
+        Parsed::Ip(ip) => Host::Ip(ip),
+    })
+}
+
+/// A host as [`parse_host`] reads it: the name borrowed when it is already in lower case.
+enum Parsed<'a> {
+    Name(Cow<'a, str>),
+    Ip(IpAddr),
+}
+
+/// [`normalize_host`] without an allocation for names already in lower case (the hit path).
+fn parse_host(raw: &str) -> Option<Parsed<'_>> {
     let raw = raw.trim();
     if let Some(rest) = raw.strip_prefix('[') {
         let (ip, after) = rest.split_once(']')?;
         if !after.is_empty() && !is_port(after.strip_prefix(':')?) {
             return None;
         }
-        return ip.parse::<Ipv6Addr>().ok().map(|ip| Host::Ip(IpAddr::V6(ip)));
+        return ip.parse::<Ipv6Addr>().ok().map(|ip| Parsed::Ip(IpAddr::V6(ip)));
     }
     if raw.bytes().filter(|b| *b == b':').count() > 1 {
         // An unbracketed IPv6 literal, as some clients send in `Forwarded`.
-        return raw.parse::<Ipv6Addr>().ok().map(|ip| Host::Ip(IpAddr::V6(ip)));
+        return raw.parse::<Ipv6Addr>().ok().map(|ip| Parsed::Ip(IpAddr::V6(ip)));
     }
     let name = match raw.rsplit_once(':') {
         Some((name, port)) if is_port(port) => name,
@@ -60,7 +75,7 @@ pub fn normalize_host(raw: &str) -> Option<Host> {
         return None;
     }
     if let Ok(ip) = name.parse::<Ipv4Addr>() {
-        return Some(Host::Ip(IpAddr::V4(ip)));
+        return Some(Parsed::Ip(IpAddr::V4(ip)));
     }
     let label_ok = |label: &str| {
         !label.is_empty()
@@ -75,7 +90,11 @@ pub fn normalize_host(raw: &str) -> Option<Host> {
         // `127.1`, `1.2.3.256`: browsers read these as (bad) IPv4 addresses, never as names.
         return None;
     }
-    Some(Host::Name(name.to_ascii_lowercase()))
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Some(Parsed::Name(Cow::Owned(name.to_ascii_lowercase())))
+    } else {
+        Some(Parsed::Name(Cow::Borrowed(name)))
+    }
 }
 
 /// A normalized DNS name, or `None` for IP literals and invalid hosts.
@@ -187,12 +206,12 @@ fn forwarded_host(headers: &HeaderMap) -> Option<&str> {
 
 /// The request's host: forwarded by a trusted proxy, else the request target's authority
 /// (HTTP/2, absolute-form), else the `Host` header.
-pub(crate) fn request_host(parts: &Parts, proxies: &TrustedProxies) -> Option<Host> {
+fn request_host<'a>(parts: &'a Parts, proxies: &TrustedProxies) -> Option<Parsed<'a>> {
     let forwarded = if proxies.trusts(parts) { forwarded_host(&parts.headers) } else { None };
     let raw = forwarded
         .or_else(|| parts.uri.authority().map(|a| a.host()))
         .or_else(|| parts.headers.get(HOST).and_then(|v| v.to_str().ok()))?;
-    normalize_host(raw)
+    parse_host(raw)
 }
 
 /// The tenant is a subdomain of one of your base domains: `acme.app.example.com` under
@@ -287,7 +306,7 @@ impl Subdomain {
 impl Resolver for Subdomain {
     fn resolve(&self, parts: &Parts) -> impl Future<Output = Result<Option<Identifier>, Rejection>> + Send {
         let found = match request_host(parts, &self.proxies) {
-            Some(Host::Name(name)) => self.identify_name(&name),
+            Some(Parsed::Name(name)) => self.identify_name(&name),
             _ => None,
         };
         ready(Ok(found))
@@ -342,7 +361,7 @@ impl CustomDomain {
 impl Resolver for CustomDomain {
     fn resolve(&self, parts: &Parts) -> impl Future<Output = Result<Option<Identifier>, Rejection>> + Send {
         let found = match request_host(parts, &self.proxies) {
-            Some(Host::Name(name)) => self.identify_name(name),
+            Some(Parsed::Name(name)) => self.identify_name(name.into_owned()),
             _ => None,
         };
         ready(Ok(found))

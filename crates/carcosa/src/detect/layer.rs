@@ -389,4 +389,44 @@ mod tests {
         assert_eq!(status(router(untrusted), ("x-tenant-slug", "acme")).await, StatusCode::BAD_REQUEST);
         assert_eq!(status(router(trusted), ("x-tenant-slug", "acme")).await, StatusCode::OK);
     }
+
+    /// Collects the values recorded on spans after their creation.
+    #[derive(Clone, Default)]
+    struct Recorded(Arc<std::sync::Mutex<Vec<(String, String)>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Recorded {
+        fn on_record(
+            &self,
+            _: &tracing::span::Id,
+            values: &tracing::span::Record<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            struct Visit<'a>(&'a Recorded);
+            impl tracing::field::Visit for Visit<'_> {
+                fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+                    self.0.0.lock().unwrap().push((field.name().to_owned(), format!("{value:?}")));
+                }
+                fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                    self.0.0.lock().unwrap().push((field.name().to_owned(), value.to_owned()));
+                }
+            }
+            values.record(&mut Visit(self));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_slug_is_recorded_on_the_request_span() {
+        use tracing::Instrument;
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let recorded = Recorded::default();
+        let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(recorded.clone()));
+        let app = App::new();
+        let router = app.router(app.layer().record_in_span("tenant"));
+        let request = Request::get("/").header("host", "acme.app.com").body(Body::empty()).unwrap();
+        let span = tracing::info_span!("request", tenant = tracing::field::Empty);
+        let response = router.oneshot(request).instrument(span).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(*recorded.0.lock().unwrap(), [("tenant".to_owned(), "acme".to_owned())]);
+    }
 }
