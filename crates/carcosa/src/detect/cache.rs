@@ -423,4 +423,52 @@ mod tests {
         directory.set_unavailable(false);
         assert!(cache.get(&slug("acme")).await.unwrap().is_some());
     }
+
+    /// A directory whose first lookup stops half-way until the test lets it go on.
+    struct Paused {
+        tenants: InMemoryDirectory,
+        entered: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+        release: Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    }
+
+    impl TenantDirectory for Paused {
+        async fn lookup(&self, identifier: &Identifier) -> Result<Option<DetectedTenant>, DirectoryError> {
+            let found = self.tenants.lookup(identifier).await;
+            let release = self.release.lock().unwrap().take();
+            if let Some(release) = release {
+                self.entered.lock().unwrap().take().unwrap().send(()).unwrap();
+                release.await.unwrap();
+            }
+            found
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lookup_that_overlaps_an_invalidation_is_not_kept() {
+        let acme = tenant("acme");
+        let (entered_tx, entered) = tokio::sync::oneshot::channel();
+        let (release, release_rx) = tokio::sync::oneshot::channel();
+        let directory = Arc::new(Paused {
+            tenants: InMemoryDirectory::with([acme.clone()]),
+            entered: Mutex::new(Some(entered_tx)),
+            release: Mutex::new(Some(release_rx)),
+        });
+        let cache = TenantCache::builder(directory.clone()).build();
+
+        // A request reads the tenant as active…
+        let request = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.get(&slug("acme")).await.unwrap().unwrap().status }
+        });
+        entered.await.unwrap();
+        // …while the sync engine suspends it and invalidates.
+        let mut suspended = acme;
+        suspended.status = TenantStatus::Suspended;
+        directory.tenants.upsert(suspended.clone());
+        cache.invalidate(&snapshot(&suspended)).await;
+        release.send(()).unwrap();
+
+        assert_eq!(request.await.unwrap(), TenantStatus::Suspended, "the overlapping lookup is redone");
+        assert_eq!(cache.get(&slug("acme")).await.unwrap().unwrap().status, TenantStatus::Suspended);
+    }
 }
