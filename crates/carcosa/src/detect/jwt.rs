@@ -339,34 +339,53 @@ impl JwtClaim {
         validation
     }
 
-    /// The verified claims of `token`.
+    /// The verified claims of `token`: configured keys first, then the JWKS (so a JWKS outage
+    /// does not stop tokens a configured key verifies).
     async fn verify(&self, token: &str) -> Result<Map<String, Value>, Rejection> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| {
             Rejection::InvalidToken("the token is malformed or its algorithm is not supported".into())
         })?;
         let kid = header.kid.as_deref();
-        let fetched = match &self.jwks {
-            Some(jwks) => Some(jwks.keys(kid).await?),
-            None => None,
-        };
-        let candidates = self.keys.iter().chain(fetched.iter().flat_map(|keys| keys.iter()));
-        let mut last = Rejection::InvalidToken(format!(
+        let shown_kid = kid.map(|kid| format!(" with kid `{}`", kid.chars().take(40).collect::<String>()));
+        let mut refusal = Rejection::InvalidToken(format!(
             "no key accepts {:?} tokens{}",
             header.alg,
-            match kid {
-                Some(kid) => format!(" with kid `{}`", kid.chars().take(40).collect::<String>()),
-                None => String::new(),
-            }
+            shown_kid.unwrap_or_default()
         ));
-        for key in candidates.filter(|key| key.accepts(header.alg, kid)) {
+        if let Some(claims) = self.try_keys(token, &self.keys, header.alg, kid, &mut refusal)? {
+            return Ok(claims);
+        }
+        if let Some(jwks) = &self.jwks {
+            let fetched = jwks.keys(kid).await?;
+            if let Some(claims) = self.try_keys(token, &fetched, header.alg, kid, &mut refusal)? {
+                return Ok(claims);
+            }
+        }
+        Err(refusal)
+    }
+
+    /// Tries each key that accepts the token's algorithm and kid. A bad signature moves on to
+    /// the next key (recorded in `refusal`); any other failure (expired, wrong audience…) means
+    /// the signature was good and ends the search.
+    fn try_keys(
+        &self,
+        token: &str,
+        keys: &[JwtKey],
+        algorithm: Algorithm,
+        kid: Option<&str>,
+        refusal: &mut Rejection,
+    ) -> Result<Option<Map<String, Value>>, Rejection> {
+        for key in keys.iter().filter(|key| key.accepts(algorithm, kid)) {
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &self.validation(key.algorithm))
             {
-                Ok(data) => return Ok(data.claims),
-                Err(err) if matches!(err.kind(), ErrorKind::InvalidSignature) => last = invalid(err.kind()),
+                Ok(data) => return Ok(Some(data.claims)),
+                Err(err) if matches!(err.kind(), ErrorKind::InvalidSignature) => {
+                    *refusal = invalid(err.kind())
+                }
                 Err(err) => return Err(invalid(err.kind())),
             }
         }
-        Err(last)
+        Ok(None)
     }
 }
 

@@ -254,3 +254,11 @@ async fn an_unreachable_jwks_without_keys_is_unavailable() {
     assert_eq!(err.code(), "tenant_lookup_unavailable");
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn configured_keys_work_while_the_jwks_is_down() {
+    let (url, fetches) = jwks_server(None).await;
+    let resolver = JwtClaim::new().key(JwtKey::hs256(SECRET)).jwks(Jwks::new(&url).unwrap());
+    assert_eq!(resolve(&resolver, &hs256(&claims(json!({})))).await.unwrap(), acme());
+    assert_eq!(fetches.load(Ordering::SeqCst), 0);
+}
