@@ -6,6 +6,10 @@
 //! * [`local`]: the app's own tenant table (SQLite, PostgreSQL), mapped column by column.
 //! * [`sync`]: the engine that keeps that table equal to Carcosa (full, incremental, per event),
 //!   and [`receiver`] (feature `axum`): the webhook endpoint that feeds it.
+//! * [`detect`] (feature `axum`): which tenant is this request? Resolvers (subdomain, custom
+//!   domain, header, path prefix, query, JWT claim), a lookup cache the sync engine invalidates,
+//!   a tower layer and the `CurrentTenant` extractor; [`tenancy`]: the task-local that carries the
+//!   tenant into background jobs.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), carcosa::Error> {
@@ -21,10 +25,13 @@
 #![warn(missing_docs)]
 
 pub mod client;
+#[cfg(feature = "axum")]
+pub mod detect;
 pub mod local;
 #[cfg(feature = "axum")]
 pub mod receiver;
 pub mod sync;
+pub mod tenancy;
 
 pub use carcosa_core as core;
 pub use client::{Client, ClientBuilder, Error, ListTenants};

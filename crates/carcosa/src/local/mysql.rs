@@ -74,19 +74,21 @@ async fn existing_columns(
         .collect()
 }
 
-/// Whether a unique index covers exactly `column`.
-async fn has_unique_index(
+/// Whether an index leads with `column`; with `unique`, a unique index on exactly `column`.
+async fn has_index(
     tx: &mut sqlx::Transaction<'_, Db>,
     table: &str,
     column: &str,
+    unique: bool,
 ) -> Result<bool, sqlx::Error> {
     let found = sqlx::query(
         "SELECT 1 FROM information_schema.statistics s WHERE s.table_schema = DATABASE() AND s.table_name = ? \
-         AND s.column_name = ? AND s.non_unique = 0 AND NOT EXISTS (SELECT 1 FROM information_schema.statistics o \
-         WHERE o.table_schema = s.table_schema AND o.table_name = s.table_name AND o.index_name = s.index_name AND o.seq_in_index > 1)",
+         AND s.column_name = ? AND s.seq_in_index = 1 AND (? = 0 OR (s.non_unique = 0 AND NOT EXISTS (SELECT 1 FROM information_schema.statistics o \
+         WHERE o.table_schema = s.table_schema AND o.table_name = s.table_name AND o.index_name = s.index_name AND o.seq_in_index > 1)))",
     )
     .bind(table)
     .bind(column)
+    .bind(unique)
     .fetch_optional(&mut **tx)
     .await?;
     Ok(found.is_some())

@@ -63,21 +63,23 @@ async fn existing_columns(
         .collect()
 }
 
-/// Whether a unique index (or constraint) covers exactly `column`.
-async fn has_unique_index(
+/// Whether an index leads with `column`; with `unique`, a unique index on exactly `column`.
+async fn has_index(
     tx: &mut sqlx::Transaction<'_, Db>,
     table: &str,
     column: &str,
+    unique: bool,
 ) -> Result<bool, sqlx::Error> {
     let found = sqlx::query(
         "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] \
          WHERE n.nspname = current_schema() AND c.relname = $1 AND a.attname = $2 \
-         AND i.indisunique AND i.indnatts = 1 AND i.indpred IS NULL",
+         AND i.indpred IS NULL AND (NOT $3 OR (i.indisunique AND i.indnatts = 1))",
     )
     .bind(table)
     .bind(column)
+    .bind(unique)
     .fetch_optional(&mut **tx)
     .await?;
     Ok(found.is_some())

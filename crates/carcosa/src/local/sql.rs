@@ -143,19 +143,22 @@ impl Backend {
                 sqlx::query(&sql(&alter)).execute(&mut *tx).await?;
             }
             self.check_required(&existing)?;
-            !has_unique_index(&mut tx, &m.table, &m.carcosa_id).await?
+            !has_index(&mut tx, &m.table, &m.carcosa_id, true).await?
         };
+        // Indexes only where nothing covers the column yet, so a schema that already has them
+        // (Prisma's `@unique`) is left exactly as it is: the Carcosa id must be unique; slugs
+        // are looked up (not unique: a deleted tenant's row may keep a slug now reused).
         if index_needed {
-            // Only when nothing unique covers the Carcosa id yet, so a schema that already has one
-            // (Prisma's `@unique`) is left exactly as it is.
-            sqlx::query(&sql(&format!(
-                "CREATE UNIQUE INDEX {} ON {} ({})",
-                q(&format!("{}_carcosa_id_key", m.table)),
-                q(&m.table),
-                q(&m.carcosa_id)
-            )))
-            .execute(&mut *tx)
-            .await?;
+            tracing::info!(table = %m.table, column = %m.carcosa_id, "creating a unique index");
+            let name = q(&format!("{}_carcosa_id_key", m.table));
+            let create = format!("CREATE UNIQUE INDEX {name} ON {} ({})", q(&m.table), q(&m.carcosa_id));
+            sqlx::query(&sql(&create)).execute(&mut *tx).await?;
+        }
+        if !has_index(&mut tx, &m.table, &m.slug, false).await? {
+            tracing::info!(table = %m.table, column = %m.slug, "creating an index");
+            let name = q(&format!("{}_slug_idx", m.table));
+            let create = format!("CREATE INDEX {name} ON {} ({})", q(&m.table), q(&m.slug));
+            sqlx::query(&sql(&create)).execute(&mut *tx).await?;
         }
         sqlx::query(&sql(&format!(
             "CREATE TABLE IF NOT EXISTS carcosa_sync_state (\"table_name\" {} PRIMARY KEY, \"cursor\" {} NOT NULL, \"updated_at\" {} NOT NULL)",

@@ -61,19 +61,21 @@ async fn existing_columns(
         .collect()
 }
 
-/// Whether a unique index (or constraint) covers exactly `column`.
-async fn has_unique_index(
+/// Whether an index leads with `column`; with `unique`, a unique index on exactly `column`.
+async fn has_index(
     tx: &mut sqlx::Transaction<'_, Db>,
     table: &str,
     column: &str,
+    unique: bool,
 ) -> Result<bool, sqlx::Error> {
     let found = sqlx::query(
-        "SELECT 1 FROM pragma_index_list($1) l WHERE l.\"unique\" = 1 \
-         AND (SELECT count(*) FROM pragma_index_info(l.name)) = 1 \
-         AND (SELECT name FROM pragma_index_info(l.name)) = $2",
+        "SELECT 1 FROM pragma_index_list($1) l WHERE l.partial = 0 \
+         AND (SELECT name FROM pragma_index_info(l.name) WHERE seqno = 0) = $2 \
+         AND (NOT $3 OR (l.\"unique\" = 1 AND (SELECT count(*) FROM pragma_index_info(l.name)) = 1))",
     )
     .bind(table)
     .bind(column)
+    .bind(unique)
     .fetch_optional(&mut **tx)
     .await?;
     Ok(found.is_some())

@@ -1,0 +1,74 @@
+//! Test fixtures: key pairs generated for these tests only (openssl genpkey); never use them elsewhere.
+
+pub(super) const RSA_PRIVATE: &str = "\
+-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDCyLoAqJZx1+9T
+93CqTA5CGpn6rYrG/NvbgNcF3dzVtrNDpUVESx3Xuo+k4Zyb2PiWY3yTl3qOyzbB
+htsadCGe7hzlT2mulj6Zk43BGd8F7Wfe2OlnLMMioTR8CUi1QMiE3tYsqmF8zfxo
+GjuBIVR9j03NGwrZY0Cz39XA6y3GuNDyvYXgogsGempmxnrCdmxFaByhxkiSH7Oi
+7LOLFAjGj7RLu8XkJNw9x8+eaVoE/vSkqoSKoj4abtdeIjAz6Qhd4YKS036b+SUd
+30SCziBGhXrrhF2/XAEECsjD+RJ1OEfYTkT2Vw2bQRMulUvu/MpKVg5vvMMVlxM0
+3vymuAJhAgMBAAECggEAF445vDmnE/ZmqXNbiySudr0L0P5qsXzDw8xVdI6rlabG
+EBCtC0DAR6X2mBx2mXxIN7upRZoEhr85jHbYCV9w72zhTrPnVmcyA9WNx4Pu7iMT
+NCZsN394y7fOBpAC3HSMq1DdesJSDstEUnyVpJyYwKRzZrH2AmsX2IjhqzZlr0nV
+E/213a2p2TZd59lu6QQzFF0T1zq17Tv1Ljw10/C+dCJ/ia6ian3+ZSdPlzh+2OCl
+izU2agAC6+5ibmnA2rwCWCWgix+8Nl9I9qHZxlIFTxXsfoAxyfZC8W3ihFQTZXdP
+mLn3hEnmsvFwf/wb7h8JncafF0dz0+Xe7K3GsZw0bwKBgQD6CJD+HXP0YiBaFRU/
+n0RJpsz5szjfcKx28nqI6VLJ2rGPgpED0t6RwEWEYgBBnG695bVgl3SZd69/FMiZ
+3riSiYAEY462gySDQffkHy8Qx1b5wyI3RL+BK9tCFb5RiKUABdf0eZ9VA4ahVekV
+biUg7IOy1Aob01P5kv4zl4UGiwKBgQDHbqV4GaHWZlPLJ/cCLTjA+OG1BLmoYJ47
+cH5wVQWhR/2+lIsf1SZI1pJfLkKO7JfSv1IdRd7plWnZXffR+gIv1CfYkgDTdqHY
+NTBxpf1sU2w2bqnyFP3K34Hg9FXc5TAZUuufgLnBpFZYq5wMkcTjHDYK3AHiPrPe
+Mn+YrStkQwKBgQC9xui+Z/6N/DjQBvaUzr8XJAqqcDT3q17L/amx517WJS7mXVTS
+UShr+kMJgxTst956NjMf+HUg0u4ah9zmpVz0pHbNXf+BWjLJibWsqVqg4pyKgGil
+CIJOeco286f73LpYNRc/0Vx1O3LhXALJKEv4HGytvDFcA1/Wq5JT+GqYlwKBgDWY
+4fWGBf2F4K0vn23BU4hhGt+4VmEPHldhI0nzP6EZpPMsHru+YByhNhNIbnDU2vSz
+oFDnr0HdeuYFIA4Zf670+IR2sKwkLNjbapqQfqw3O1ThpuC9jXuRV+lqIQ1NtwCH
+TXW/day6Cs6nyDeEkYJr2YZPnF3+df6YWbxhhdDbAoGBAKzinozeLiuKwBEAOQcb
++IvyojdMMNvC0YL7maZUSM20q7zTx9VEcBlrln/b7b/vXzzRjtIEMpiFWGOMqRzz
+Y7/2M7AAEpyumaLwIgLqp3knchmDIdb9cI/xG0XyiNIz8xRbwBPX6tx8Pq/2Wyoj
+YGFMhrX6WbOtCJ7llfb+3VXG
+-----END PRIVATE KEY-----
+";
+
+pub(super) const RSA_PUBLIC: &str = "\
+-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAwsi6AKiWcdfvU/dwqkwO
+QhqZ+q2Kxvzb24DXBd3c1bazQ6VFREsd17qPpOGcm9j4lmN8k5d6jss2wYbbGnQh
+nu4c5U9prpY+mZONwRnfBe1n3tjpZyzDIqE0fAlItUDIhN7WLKphfM38aBo7gSFU
+fY9NzRsK2WNAs9/VwOstxrjQ8r2F4KILBnpqZsZ6wnZsRWgcocZIkh+zouyzixQI
+xo+0S7vF5CTcPcfPnmlaBP70pKqEiqI+Gm7XXiIwM+kIXeGCktN+m/klHd9Egs4g
+RoV664Rdv1wBBArIw/kSdThH2E5E9lcNm0ETLpVL7vzKSlYOb7zDFZcTNN78prgC
+YQIDAQAB
+-----END PUBLIC KEY-----
+";
+
+pub(super) const ED_PRIVATE: &str = "\
+-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIDsLS+MplzaTY05juWxF83/PFx6bhWK/EdNjMT+irWLo
+-----END PRIVATE KEY-----
+";
+
+pub(super) const ED_PUBLIC: &str = "\
+-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEA+O+lTX6Br0r3v+O2s2K3pus8c3KLR9cVS+VCQpifyEQ=
+-----END PUBLIC KEY-----
+";
+
+pub(super) const EC_PRIVATE: &str = "\
+-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgck6VzfuvuEf1WyCx
+bKtAbEaPsPg243cFq8S/QqpNJbShRANCAASxGzqPJycWiOqBiGmicrhbzroMsvJC
+6UEaR7BkBoCWYpHMJXEw2huYo/DqKtYu5r3nR2mSXYes/bIXSMh5VxE0
+-----END PRIVATE KEY-----
+";
+
+pub(super) const EC_PUBLIC: &str = "\
+-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEsRs6jycnFojqgYhponK4W866DLLy
+QulBGkewZAaAlmKRzCVxMNobmKPw6irWLua950dpkl2HrP2yF0jIeVcRNA==
+-----END PUBLIC KEY-----
+";
+
+/// The raw Ed25519 public key of `ED_PUBLIC`, base64url, as a JWK's `x`.
+pub(super) const ED_PUBLIC_X: &str = "-O-lTX6Br0r3v-O2s2K3pus8c3KLR9cVS-VCQpifyEQ";
