@@ -124,7 +124,16 @@ struct Hooks {
     updated: Option<Hook>,
     deleted: Option<Hook>,
     progress: Option<ProgressFn>,
+    listeners: Vec<ChangeListener>,
 }
+
+/// Code told of every change the moment it is committed locally, before the hooks run (cache
+/// invalidation). It is not retried, and must be quick; see [`Sync::on_change`].
+pub type ChangeListener = std::sync::Arc<
+    dyn Fn(Tenant) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + std::marker::Sync,
+>;
 
 impl std::fmt::Debug for Hooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -133,6 +142,7 @@ impl std::fmt::Debug for Hooks {
             .field("updated", &self.updated.is_some())
             .field("deleted", &self.deleted.is_some())
             .field("progress", &self.progress.is_some())
+            .field("listeners", &self.listeners.len())
             .finish()
     }
 }
@@ -217,6 +227,26 @@ impl Sync {
         Self { client, store, running: Mutex::new(()), instance: None, hooks: Hooks::default() }
     }
 
+    /// Tells `listener` of every change as soon as it is committed locally (before the hooks),
+    /// with the tenant as written.
+    #[must_use]
+    pub fn on_change(mut self, listener: ChangeListener) -> Self {
+        self.hooks.listeners.push(listener);
+        self
+    }
+
+    /// Keeps a tenant-detection cache fresh: every change this engine applies invalidates the
+    /// tenant's entries at once, so the very next request sees a rename, a suspension or a
+    /// deletion.
+    #[cfg(feature = "axum")]
+    #[must_use]
+    pub fn invalidating(self, cache: crate::detect::TenantCache) -> Self {
+        self.on_change(std::sync::Arc::new(move |tenant| {
+            let cache = cache.clone();
+            Box::pin(async move { cache.invalidate(&tenant).await })
+        }))
+    }
+
     /// Calls `progress` as a full sync pages through the tenants and as the feed is read (after
     /// each page), so a command line can draw a progress display.
     #[must_use]
@@ -289,6 +319,11 @@ impl Sync {
         report: &mut SyncReport,
     ) -> Result<(), SyncError> {
         let applied = self.store.apply(tenants, cursor).await?;
+        for (_, tenant) in &applied.changes {
+            for listener in &self.hooks.listeners {
+                listener(tenant.clone()).await;
+            }
+        }
         for (kind, tenant) in &applied.changes {
             let hook = match kind {
                 ChangeKind::Created => &self.hooks.created,

@@ -41,6 +41,7 @@ mod extract;
 mod host;
 mod jwt;
 mod layer;
+mod local;
 mod rejection;
 mod request;
 

@@ -313,6 +313,35 @@ impl std::ops::AddAssign for Applied {
     }
 }
 
+/// What [`LocalStore::find`] looks a tenant up by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By<'a> {
+    /// The Carcosa id (`ten_…`).
+    Id(&'a str),
+    /// The slug.
+    Slug(&'a str),
+    /// A custom domain, in `metadata.domains`.
+    Domain(&'a str),
+}
+
+/// A tenant as the local table holds it. Columns the mapping leaves out are `None`; without a
+/// status column the status is `deleted` when `deleted_at` is set, `active` otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalTenant {
+    /// The Carcosa id.
+    pub carcosa_id: String,
+    /// The slug (`slug~ten_…` while set aside for another tenant that took it).
+    pub slug: String,
+    /// The name.
+    pub name: String,
+    /// `active`, `suspended` or `deleted`.
+    pub status: String,
+    /// The plan.
+    pub plan: Option<String>,
+    /// The metadata, as JSON text.
+    pub metadata: Option<String>,
+}
+
 /// Failures of the local store.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -418,6 +447,12 @@ impl LocalStore {
     /// deleted snapshot to apply); returns how many.
     pub async fn forget(&self, gone: &[(String, i64)]) -> Result<u64, LocalError> {
         on_local!(self, s => s.forget(gone).await)
+    }
+
+    /// The linked rows of the tenant `by` names, as the table holds them (for a slug: the live
+    /// tenant and any deleted ones that kept it). What tenant detection looks up.
+    pub async fn find(&self, by: By<'_>) -> Result<Vec<LocalTenant>, LocalError> {
+        on_local!(self, s => s.find(by).await)
     }
 
     /// The mapping this store writes through.

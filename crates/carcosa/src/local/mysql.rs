@@ -99,6 +99,16 @@ fn metadata_placeholder() -> (&'static str, &'static str) {
     ("", "")
 }
 
+/// A JSON column read as text.
+fn json_text(column: &str) -> String {
+    format!("CAST({column} AS CHAR)")
+}
+
+/// `metadata.domains` holds the bound domain.
+fn domain_match(column: &str) -> String {
+    format!("JSON_CONTAINS({column}, JSON_QUOTE(?), '$.domains')")
+}
+
 /// MySQL takes `?` placeholders as they are.
 fn sql(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Borrowed(text)

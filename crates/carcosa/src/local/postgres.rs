@@ -91,6 +91,16 @@ fn metadata_placeholder() -> (&'static str, &'static str) {
     ("CAST(", " AS jsonb)")
 }
 
+/// A JSON column read as text.
+fn json_text(column: &str) -> String {
+    format!("CAST({column} AS TEXT)")
+}
+
+/// `metadata.domains` holds the bound domain.
+fn domain_match(column: &str) -> String {
+    format!("(CAST({column} AS jsonb) -> 'domains') @> to_jsonb(CAST(? AS TEXT))")
+}
+
 /// PostgreSQL numbers its placeholders: `?`, `?` become `$1`, `$2`.
 fn sql(text: &str) -> std::borrow::Cow<'_, str> {
     let mut out = String::with_capacity(text.len() + 8);

@@ -593,6 +593,54 @@ impl Backend {
         Ok(gone.len() as u64)
     }
 
+    /// The linked rows matching `by` (at most a few: one per id; for a slug, a live tenant and
+    /// deleted ones that kept it).
+    pub(crate) async fn find(&self, by: super::By<'_>) -> Result<Vec<super::LocalTenant>, LocalError> {
+        let m = &self.mapping;
+        let status = match (&m.status, &m.deleted_at) {
+            (Some(status), _) => q(status),
+            (None, Some(deleted_at)) => format!("CASE WHEN {} IS NULL THEN 'active' ELSE 'deleted' END", q(deleted_at)),
+            (None, None) => "'active'".to_owned(),
+        };
+        let mut select = format!("SELECT {}, {}, {}, {status}", q(&m.carcosa_id), q(&m.slug), q(&m.name));
+        for column in [&m.plan, &m.metadata].into_iter().flatten() {
+            select.push_str(", ");
+            select.push_str(&if Some(column) == m.metadata.as_ref() { json_text(&q(column)) } else { q(column) });
+        }
+        let (condition, value) = match by {
+            super::By::Id(id) => (format!("{} = ?", q(&m.carcosa_id)), id),
+            super::By::Slug(slug) => (format!("{} = ?", q(&m.slug)), slug),
+            super::By::Domain(domain) => match &m.metadata {
+                Some(metadata) => (domain_match(&q(metadata)), domain),
+                None => return Ok(Vec::new()),
+            },
+        };
+        let text = format!("{select} FROM {} WHERE {} IS NOT NULL AND {condition}", q(&m.table), q(&m.carcosa_id));
+        let rows = sqlx::query(&sql(&text)).bind(value).fetch_all(&self.pool).await?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut next = 4;
+            let mut take = |present: bool| -> Result<Option<String>, sqlx::Error> {
+                if !present {
+                    return Ok(None);
+                }
+                next += 1;
+                row.try_get::<Option<String>, _>(next - 1)
+            };
+            let plan = take(m.plan.is_some())?;
+            let metadata = take(m.metadata.is_some())?;
+            found.push(super::LocalTenant {
+                carcosa_id: row.try_get(0)?,
+                slug: row.try_get(1)?,
+                name: row.try_get(2)?,
+                status: row.try_get(3)?,
+                plan,
+                metadata,
+            });
+        }
+        Ok(found)
+    }
+
     pub(crate) async fn close(&self) {
         self.pool.close().await;
     }

@@ -86,6 +86,18 @@ fn metadata_placeholder() -> (&'static str, &'static str) {
     ("", "")
 }
 
+/// A JSON column read as text (it is text).
+fn json_text(column: &str) -> String {
+    column.to_owned()
+}
+
+/// `metadata.domains` holds the bound domain.
+fn domain_match(column: &str) -> String {
+    format!(
+        "json_valid({column}) AND EXISTS (SELECT 1 FROM json_each({column}, '$.domains') WHERE value = ?)"
+    )
+}
+
 /// SQLite takes `?` placeholders as they are.
 fn sql(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Borrowed(text)
