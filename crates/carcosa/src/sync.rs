@@ -311,14 +311,44 @@ impl Sync {
         self
     }
 
-    /// Applies snapshots (and the cursor) locally, then runs the hooks of what changed.
+    /// Applies snapshots (and the cursor) locally, with what follows from them.
     async fn apply(
         &self,
         tenants: &[Tenant],
         cursor: Option<EventCursor>,
         report: &mut SyncReport,
     ) -> Result<(), SyncError> {
-        let applied = self.store.apply(tenants, cursor).await?;
+        let mut set_aside = self.apply_once(tenants, cursor, report).await?;
+        // Rows that gave up a slug get their current state from Carcosa: if the slug was taken
+        // by a stale snapshot, it goes back; if the tenant really changed, the change lands
+        // now. Current snapshots agree with each other, so this settles within a round or two.
+        for _ in 0..3 {
+            if set_aside.is_empty() {
+                break;
+            }
+            let mut current = Vec::new();
+            for id in &set_aside {
+                match self.client.get_tenant(id).await {
+                    Ok(tenant) => current.push(tenant),
+                    Err(err) => {
+                        tracing::warn!(tenant_id = %id, error = %err, "cannot fetch a tenant whose slug was set aside; the next full sync repairs it");
+                    }
+                }
+            }
+            set_aside = self.apply_once(&current, None, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies snapshots (and the cursor) locally, tells the listeners, runs the hooks; returns
+    /// the tenants whose rows gave up their slug.
+    async fn apply_once(
+        &self,
+        tenants: &[Tenant],
+        cursor: Option<EventCursor>,
+        report: &mut SyncReport,
+    ) -> Result<Vec<String>, SyncError> {
+        let mut applied = self.store.apply(tenants, cursor).await?;
         for (_, tenant) in &applied.changes {
             for listener in &self.hooks.listeners {
                 listener(tenant.clone()).await;
@@ -336,8 +366,9 @@ impl Sync {
                 report.failed += 1;
             }
         }
+        let set_aside = std::mem::take(&mut applied.set_aside);
         report.add(applied);
-        Ok(())
+        Ok(set_aside)
     }
 
     /// Reports each run's outcome to the server under this instance name

@@ -301,6 +301,9 @@ pub struct Applied {
     pub unchanged: u64,
     /// Each change, with the tenant as written, in the order applied (for hooks).
     pub changes: Vec<(ChangeKind, carcosa_core::Tenant)>,
+    /// Tenants whose rows gave up their slug to another tenant (`slug~ten_…`) and whose version
+    /// was reset: their current snapshots should be fetched and applied.
+    pub set_aside: Vec<String>,
 }
 
 impl std::ops::AddAssign for Applied {
@@ -310,6 +313,7 @@ impl std::ops::AddAssign for Applied {
         self.deleted += other.deleted;
         self.unchanged += other.unchanged;
         self.changes.extend(other.changes);
+        self.set_aside.extend(other.set_aside);
     }
 }
 

@@ -230,8 +230,8 @@ impl Backend {
         Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.map(EventCursor::after_seq))
     }
 
-    /// Applies a page: what the table holds for the page's tenants is read in a few queries,
-    /// new rows are inserted many per statement, and the rest (updates, deletions, slugs that
+    /// Applies a page: what the table holds for the page's tenants is read in a few queries, rows
+    /// are inserted or updated many per statement, and the rest (rows that go away, slugs that
     /// must be freed first) are written one by one, in the page's order.
     pub(crate) async fn apply(&self, tenants: &[Tenant], cursor: Option<EventCursor>) -> Result<Applied, LocalError> {
         let mut conn = self.pool.acquire().await?;
@@ -239,6 +239,7 @@ impl Backend {
         let mut applied = Applied::default();
         let mut known = self.prefetch(&mut tx, tenants).await?;
         let mut inserts: Vec<&Tenant> = Vec::new();
+        let mut pending = HashSet::new();
         for tenant in tenants {
             let id = tenant.id.to_string();
             let stale = known.tombs.get(&id).is_some_and(|v| *v >= tenant.version)
@@ -250,14 +251,26 @@ impl Backend {
             let deleted = tenant.status == TenantStatus::Deleted;
             let local = known.local.get(&id).copied();
             let slug_free = known.slugs.get(tenant.slug.as_str()).is_none_or(|holder| holder.as_deref() == Some(id.as_str()));
-            if local.is_none() && !deleted && slug_free {
+            let removes = deleted && matches!(self.policy, DeletionPolicy::Hard | DeletionPolicy::Callback);
+            // Written in the next multi-row upsert, unless the row goes away, a slug must be
+            // freed first, or the tenant is already in that statement.
+            if !removes && slug_free && !pending.contains(&id) {
+                let (kind, count) = match (deleted, local) {
+                    (true, _) => (ChangeKind::Deleted, &mut applied.deleted),
+                    (false, None) => (ChangeKind::Created, &mut applied.created),
+                    (false, Some(_)) => (ChangeKind::Updated, &mut applied.updated),
+                };
+                *count += 1;
+                applied.changes.push((kind, tenant.clone()));
                 known.local.insert(id.clone(), tenant.version);
-                known.slugs.insert(tenant.slug.to_string(), Some(id));
+                if !deleted {
+                    known.slugs.insert(tenant.slug.to_string(), Some(id.clone()));
+                }
+                pending.insert(id);
                 inserts.push(tenant);
-                applied.created += 1;
-                applied.changes.push((ChangeKind::Created, tenant.clone()));
                 continue;
             }
+            pending.clear();
             self.insert_rows(&mut tx, &std::mem::take(&mut inserts)).await?;
             applied += self.write_one(&mut tx, tenant, local, slug_free).await?;
             if deleted && matches!(self.policy, DeletionPolicy::Hard | DeletionPolicy::Callback) {
@@ -322,14 +335,14 @@ impl Backend {
     }
 
     /// The columns a row is written with (besides the Carcosa id and the key), with values.
-    fn row<'a>(&'a self, tenant: &'a Tenant, metadata: &'a str, now: chrono::DateTime<Utc>) -> Vec<(&'a String, Value<'a>)> {
+    fn row<'a>(&'a self, tenant: &'a Tenant, slug: &'a str, metadata: &'a str, now: chrono::DateTime<Utc>) -> Vec<(&'a String, Value<'a>)> {
         let m = &self.mapping;
         let deleted_at = match self.policy {
             DeletionPolicy::Soft => tenant.deleted_at,
             _ => None,
         };
         let plan = tenant.plan.as_deref().or(m.default_plan.as_deref());
-        let mut columns = vec![(&m.slug, Value::Text(Some(tenant.slug.as_str()))), (&m.name, Value::Text(Some(&tenant.name)))];
+        let mut columns = vec![(&m.slug, Value::Text(Some(slug))), (&m.name, Value::Text(Some(&tenant.name)))];
         let optional = [
             (&m.status, Value::Text(Some(tenant.status.as_str()))),
             (&m.plan, Value::Text(plan)),
@@ -354,7 +367,8 @@ impl Backend {
         super::keys::new_key(key.fill, id)
     }
 
-    /// Inserts new rows, many per statement.
+    /// Inserts or updates rows, many per statement (each tenant at most once per statement; the
+    /// unique Carcosa id decides between insert and update, the local key stays as it was).
     async fn insert_rows(&self, tx: &mut sqlx::Transaction<'_, Db>, tenants: &[&Tenant]) -> Result<(), LocalError> {
         let m = &self.mapping;
         let now = Utc::now();
@@ -366,7 +380,7 @@ impl Backend {
             if fills_key {
                 names.push(q(&m.primary_key.column));
             }
-            names.extend(self.row(chunk[0], &metadata[0], now).iter().map(|(c, _)| q(c)));
+            names.extend(self.row(chunk[0], chunk[0].slug.as_str(), &metadata[0], now).iter().map(|(c, _)| q(c)));
             let mut query = QueryBuilder::<Db>::new(format!("INSERT INTO {} ({}) VALUES ", q(&m.table), names.join(", ")));
             for (i, (tenant, metadata)) in chunk.iter().zip(&metadata).enumerate() {
                 let id = tenant.id.to_string();
@@ -376,12 +390,14 @@ impl Backend {
                 if let Some(key) = key {
                     query.push(", ").push_bind(key);
                 }
-                for (_, value) in self.row(tenant, metadata, now) {
+                for (_, value) in self.row(tenant, tenant.slug.as_str(), metadata, now) {
                     query.push(", ");
                     bind(&mut query, value);
                 }
                 query.push(")");
             }
+            let updated: Vec<&str> = self.row(chunk[0], chunk[0].slug.as_str(), &metadata[0], now).iter().map(|(c, _)| c.as_str()).collect();
+            query.push(format!(" {}", upsert(&[m.carcosa_id.as_str()], &updated)));
             query.build().execute(&mut **tx).await?;
             let versions: Vec<(String, i64)> = chunk.iter().map(|t| (t.id.to_string(), t.version)).collect();
             self.store_versions(tx, &versions).await?;
@@ -450,11 +466,19 @@ impl Backend {
                 Applied { unchanged: 1, ..Applied::default() }
             });
         }
-        if !deleted && !slug_free {
-            self.release_slug(tx, tenant).await?;
+        // A live tenant takes its slug back from whichever linked row holds it; a deleted one
+        // keeps its row but must not take a slug someone else now has: it sets its own aside.
+        let mut slug = tenant.slug.to_string();
+        let mut set_aside = Vec::new();
+        if !slug_free {
+            if deleted {
+                slug = format!("{}~{id}", tenant.slug);
+            } else {
+                set_aside = self.release_slug(tx, tenant).await?;
+            }
         }
         let metadata = metadata_text(tenant)?;
-        let columns = self.row(tenant, &metadata, Utc::now());
+        let columns = self.row(tenant, &slug, &metadata, Utc::now());
         let mut query = QueryBuilder::<Db>::new("");
         if local.is_some() {
             query.push(format!("UPDATE {} SET ", q(&m.table)));
@@ -487,18 +511,21 @@ impl Backend {
             (None, false) => (ChangeKind::Created, Applied { created: 1, ..Applied::default() }),
         };
         applied.changes.push((kind, tenant.clone()));
+        applied.set_aside = set_aside;
         Ok(applied)
     }
 
     /// Frees the tenant's slug if another linked row still holds it (two tenants swapped slugs,
     /// or a deleted tenant's slug was reused): that row gets `slug~carcosa_id` until its own
     /// newer state arrives. A row the app owns (not linked) is never renamed.
-    async fn release_slug(&self, tx: &mut sqlx::Transaction<'_, Db>, tenant: &Tenant) -> Result<(), LocalError> {
+    async fn release_slug(&self, tx: &mut sqlx::Transaction<'_, Db>, tenant: &Tenant) -> Result<Vec<String>, LocalError> {
         let m = &self.mapping;
+        let mut set_aside = Vec::new();
         let id = tenant.id.to_string();
         let holders = sqlx::query(&sql(&format!(
-            "SELECT {} FROM {} WHERE {} = ? AND ({} IS NULL OR {} <> ?)",
+            "SELECT {}, {} FROM {} WHERE {} = ? AND ({} IS NULL OR {} <> ?)",
             q(&m.carcosa_id),
+            self.status_expression(),
             q(&m.table),
             q(&m.slug),
             q(&m.carcosa_id),
@@ -512,13 +539,22 @@ impl Backend {
             let Some(other) = holder.try_get::<Option<String>, _>(0)? else {
                 return Err(LocalError::SlugHeldLocally { slug: tenant.slug.to_string(), tenant: id });
             };
-            sqlx::query(&sql(&format!("UPDATE {} SET {} = ? WHERE {} = ?", q(&m.table), q(&m.slug), q(&m.carcosa_id))))
-                .bind(format!("{}~{other}", tenant.slug))
-                .bind(&other)
-                .execute(&mut **tx)
-                .await?;
+            // A live tenant's version drops to 0 ("unknown"), so its current snapshot applies
+            // whenever it is seen again: the sync fetches it at once (the slug may have been
+            // taken by a stale snapshot, and then goes back). A deleted one never needs it back.
+            let live = holder.try_get::<String, _>(1)? != "deleted";
+            let version = match (&m.version, live) {
+                (Some(version), true) => format!(", {} = 0", q(version)),
+                _ => String::new(),
+            };
+            let update = format!("UPDATE {} SET {} = ?{version} WHERE {} = ?", q(&m.table), q(&m.slug), q(&m.carcosa_id));
+            sqlx::query(&sql(&update)).bind(format!("{}~{other}", tenant.slug)).bind(&other).execute(&mut **tx).await?;
+            if live {
+                self.store_version(tx, &other, Some(0)).await?;
+                set_aside.push(other);
+            }
         }
-        Ok(())
+        Ok(set_aside)
     }
 
     /// Linked rows of live tenants (by the table's own marks) whose ids are not in `keep`, and
@@ -595,13 +631,19 @@ impl Backend {
 
     /// The linked rows matching `by` (at most a few: one per id; for a slug, a live tenant and
     /// deleted ones that kept it).
-    pub(crate) async fn find(&self, by: super::By<'_>) -> Result<Vec<super::LocalTenant>, LocalError> {
+    /// The row's status as SQL: the status column, or what `deleted_at` says, or `active`.
+    fn status_expression(&self) -> String {
         let m = &self.mapping;
-        let status = match (&m.status, &m.deleted_at) {
+        match (&m.status, &m.deleted_at) {
             (Some(status), _) => q(status),
             (None, Some(deleted_at)) => format!("CASE WHEN {} IS NULL THEN 'active' ELSE 'deleted' END", q(deleted_at)),
             (None, None) => "'active'".to_owned(),
-        };
+        }
+    }
+
+    pub(crate) async fn find(&self, by: super::By<'_>) -> Result<Vec<super::LocalTenant>, LocalError> {
+        let m = &self.mapping;
+        let status = self.status_expression();
         let mut select = format!("SELECT {}, {}, {}, {status}", q(&m.carcosa_id), q(&m.slug), q(&m.name));
         for column in [&m.plan, &m.metadata].into_iter().flatten() {
             select.push_str(", ");

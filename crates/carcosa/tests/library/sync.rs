@@ -604,6 +604,30 @@ async fn a_page_with_repeats_and_a_reused_slug_applies_in_order(kind: Local) {
     }
 }
 
+/// A late webhook carries a tenant's old slug, which another tenant has since taken: the row that
+/// legitimately holds it gets it back, and both rows end as the server has them.
+async fn a_stale_snapshot_cannot_keep_a_slug_it_lost(kind: Local) {
+    let server = server().await;
+    let client = Client::new(&server.url, &server.key).unwrap();
+    let db = LocalDb::create(kind).await;
+    let sync = engine(&server, &db, DeletionPolicy::Soft).await;
+    let shared =
+        |name: &str| TenantIn { name: name.into(), slug: Some("shared".into()), ..TenantIn::default() };
+    let a = client.create_tenant(&shared("Alpha")).await.unwrap();
+    let moved = TenantPatch { slug: Some("alpha".into()), ..TenantPatch::default() };
+    client.update_tenant(&a.id.to_string(), &moved, None).await.unwrap();
+    client.create_tenant(&shared("Beta")).await.unwrap();
+    let events = client.list_events(None, 10).await.unwrap().data;
+    assert_eq!(events.len(), 3);
+    // Beta's creation arrives first, Alpha's (stale: it still says "shared") after it.
+    sync.apply_event(&events[2]).await.unwrap();
+    sync.apply_event(&events[0]).await.unwrap();
+    let live: BTreeMap<_, _> = server_rows(&client).await;
+    assert_eq!(db.rows().await, live, "each row as the server has it");
+    sync.store().close().await;
+    db.finish().await;
+}
+
 macro_rules! on_both_locals {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -636,6 +660,7 @@ macro_rules! on_both_locals {
 }
 
 on_both_locals!(
+    a_stale_snapshot_cannot_keep_a_slug_it_lost,
     a_page_with_repeats_and_a_reused_slug_applies_in_order,
     full_then_incremental_keeps_the_table_exact,
     the_loop_recovers_after_the_server_was_down_and_loses_nothing,
