@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::Request;
 use axum::routing::get;
 use carcosa::detect::{
-    Chain, DetectedTenant, Header, InMemoryDirectory, Subdomain, TenantCache, TenantLayer,
+    Chain, DetectedTenant, Header, Identifier, InMemoryDirectory, Subdomain, TenantCache, TenantLayer,
 };
 use carcosa_core::{Slug, TenantId, TenantStatus};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -45,7 +45,8 @@ fn detection(c: &mut Criterion) {
         Chain::first_match().with(Subdomain::new(["app.example.com"])),
         cache.clone(),
     ));
-    let by_header = plain.clone().layer(TenantLayer::new(Chain::first_match().with(Header::slug()), cache));
+    let by_header =
+        plain.clone().layer(TenantLayer::new(Chain::first_match().with(Header::slug()), cache.clone()));
     // Warm the cache: every measured request below is a hit.
     runtime.block_on(async {
         let warm = by_subdomain.clone().oneshot(request("acme.app.example.com", None)).await.unwrap();
@@ -63,6 +64,17 @@ fn detection(c: &mut Criterion) {
         b.to_async(&runtime).iter(|| by_header.clone().oneshot(request("app.example.com", Some("acme"))));
     });
     group.finish();
+
+    // The parts of the layer's work, without the router around them.
+    let mut parts = c.benchmark_group("detection parts");
+    let (request_parts, _) = request("acme.app.example.com", None).into_parts();
+    let chain = Chain::first_match().with(Subdomain::new(["app.example.com"]));
+    let slug = Identifier::Slug("acme".into());
+    parts.bench_function("cache hit", |b| b.to_async(&runtime).iter(|| cache.get(&slug)));
+    parts.bench_function("chain: subdomain + cache hit", |b| {
+        b.to_async(&runtime).iter(|| chain.detect(&request_parts, &cache));
+    });
+    parts.finish();
 }
 
 criterion_group!(benches, detection);

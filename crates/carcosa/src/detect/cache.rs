@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use carcosa_core::{Tenant, TenantId};
@@ -35,17 +35,26 @@ struct Entry {
     tenant: Option<Arc<DetectedTenant>>,
     /// The invalidation count when its lookup started (see [`TenantCache::get`]).
     generation: u64,
+    /// When the answer stops being trusted (its TTL from when it was looked up).
+    expires: Instant,
 }
 
 /// Per-entry lifetimes: one for tenants, a shorter one for unknown identifiers.
+#[derive(Clone, Copy)]
 struct Lifetimes {
     found: Duration,
     unknown: Duration,
 }
 
+impl Lifetimes {
+    fn of(&self, found: bool) -> Duration {
+        if found { self.found } else { self.unknown }
+    }
+}
+
 impl moka::Expiry<Identifier, Entry> for Lifetimes {
     fn expire_after_create(&self, _: &Identifier, entry: &Entry, _: Instant) -> Option<Duration> {
-        Some(if entry.tenant.is_some() { self.found } else { self.unknown })
+        Some(self.of(entry.tenant.is_some()))
     }
 
     fn expire_after_update(
@@ -67,6 +76,11 @@ struct Inner {
     /// How many invalidations ran; a lookup that overlapped one is not trusted.
     generation: AtomicU64,
     max_capacity: u64,
+    lifetimes: Lifetimes,
+    /// The hit path: answers already in `entries`, behind a plain read lock (a moka lookup costs
+    /// several times more). Emptied by every invalidation, and when it reaches `max_capacity`;
+    /// an answer is copied in only if no invalidation ran since it was read.
+    hot: RwLock<HashMap<Identifier, Entry>>,
 }
 
 /// The lookup cache the detection layer reads through. Cheap to clone (all clones share it).
@@ -107,16 +121,17 @@ impl TenantCacheBuilder {
     /// The cache.
     #[must_use]
     pub fn build(self) -> TenantCache {
-        let entries = Cache::builder()
-            .max_capacity(self.max_capacity)
-            .expire_after(Lifetimes { found: self.ttl, unknown: self.negative_ttl })
-            .build();
+        let lifetimes = Lifetimes { found: self.ttl, unknown: self.negative_ttl };
+        let entries =
+            Cache::builder().max_capacity(self.max_capacity).expire_after(Lifetimes { ..lifetimes }).build();
         TenantCache(Arc::new(Inner {
             directory: self.directory,
             entries,
             index: Mutex::default(),
             generation: AtomicU64::new(0),
             max_capacity: self.max_capacity,
+            lifetimes,
+            hot: RwLock::default(),
         }))
     }
 }
@@ -135,10 +150,49 @@ impl TenantCache {
     /// The tenant `identifier` names, from the cache or else the directory. `Ok(None)` when no
     /// tenant has it. Deleted and suspended tenants are returned as they are.
     pub async fn get(&self, identifier: &Identifier) -> Result<Option<Arc<DetectedTenant>>, DirectoryError> {
+        if let Some(tenant) = self.hot(identifier) {
+            return Ok(tenant);
+        }
+        let generation = self.0.generation.load(Ordering::SeqCst);
+        let entry = self.get_entry(identifier).await?;
+        if let Some((key, entry)) = entry {
+            let tenant = entry.tenant.clone();
+            self.keep_hot(key, entry, generation);
+            return Ok(tenant);
+        }
+        Ok(None)
+    }
+
+    /// An unexpired answer from the hot map.
+    fn hot(&self, identifier: &Identifier) -> Option<Option<Arc<DetectedTenant>>> {
+        let hot = self.0.hot.read().unwrap_or_else(|e| e.into_inner());
+        let entry = hot.get(identifier)?;
+        (entry.expires > Instant::now()).then(|| entry.tenant.clone())
+    }
+
+    /// Copies an answer into the hot map, unless an invalidation ran since `generation` (the
+    /// answer may predate it).
+    fn keep_hot(&self, key: Identifier, entry: Entry, generation: u64) {
+        let mut hot = self.0.hot.write().unwrap_or_else(|e| e.into_inner());
+        if self.0.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        if hot.len() as u64 >= self.0.max_capacity {
+            hot.clear();
+        }
+        hot.insert(key, entry);
+    }
+
+    /// The entry for `identifier` (and the canonical key it is stored under), from the cache or
+    /// else the directory; `None` for text that cannot name a tenant.
+    async fn get_entry(
+        &self,
+        identifier: &Identifier,
+    ) -> Result<Option<(Identifier, Entry)>, DirectoryError> {
         // Only canonical keys are ever stored, so a hit needs no canonicalization: try the
         // identifier as it is first (the hit path), and canonicalize only on a miss.
         if let Some(entry) = self.0.entries.get(identifier).await {
-            return Ok(entry.tenant);
+            return Ok(Some((identifier.clone(), entry)));
         }
         let Some(key) = identifier.canonical() else {
             return Ok(None);
@@ -146,7 +200,7 @@ impl TenantCache {
         if key != *identifier
             && let Some(entry) = self.0.entries.get(&key).await
         {
-            return Ok(entry.tenant);
+            return Ok(Some((key, entry)));
         }
         let inner = &self.0;
         let entry = inner
@@ -158,17 +212,20 @@ impl TenantCache {
                     // Before the entry is stored, so an invalidation cannot miss it.
                     self.remember(tenant.id, &key);
                 }
-                Ok::<_, DirectoryError>(Entry { tenant, generation })
+                let expires = Instant::now() + inner.lifetimes.of(tenant.is_some());
+                Ok::<_, DirectoryError>(Entry { tenant, generation, expires })
             })
             .await
             .map_err(|err| (*err).clone())?;
         if entry.generation != inner.generation.load(Ordering::SeqCst) {
             // An invalidation ran while this lookup (or the one it joined) was under way: its
-            // answer may predate the change. Drop it and ask again.
+            // answer may predate the change. Drop it and ask again (not kept hot either).
             inner.entries.invalidate(&key).await;
-            return Ok(inner.directory.lookup_boxed(&key).await?.map(Arc::new));
+            let tenant = inner.directory.lookup_boxed(&key).await?.map(Arc::new);
+            let entry = Entry { tenant, generation: u64::MAX, expires: Instant::now() };
+            return Ok(Some((key, entry)));
         }
-        Ok(entry.tenant)
+        Ok(Some((key, entry)))
     }
 
     /// Forgets everything cached about `tenant` (as it is now, after the change): its id, its
@@ -186,12 +243,18 @@ impl TenantCache {
         for key in &keys {
             inner.entries.invalidate(key).await;
         }
+        // After the entries: an answer read before them carries an older generation and is not
+        // copied in again.
+        let mut hot = inner.hot.write().unwrap_or_else(|e| e.into_inner());
+        inner.generation.fetch_add(1, Ordering::SeqCst);
+        hot.clear();
     }
 
     /// Forgets everything.
     pub fn invalidate_all(&self) {
         self.0.generation.fetch_add(1, Ordering::SeqCst);
         self.0.entries.invalidate_all();
+        self.0.hot.write().unwrap_or_else(|e| e.into_inner()).clear();
         self.0.index.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
