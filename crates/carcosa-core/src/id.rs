@@ -1,4 +1,4 @@
-//! Prefixed, sortable identifiers: `ten_…`, `evt_…`, `prj_…`, `ep_…`, `dlv_…`.
+//! Prefixed, sortable identifiers: `ten_…`, `evt_…`, `prj_…`, `ep_…`, `dlv_…`, `aud_…`.
 //!
 //! Each id is a type prefix followed by a ULID in Crockford base32 (26 characters, upper case as
 //! generated; parsing accepts either case and normalises to upper). ULIDs sort by creation time,
@@ -137,6 +137,12 @@ prefixed_id!(
     DeliveryId,
     "dlv_",
     "delivery"
+);
+prefixed_id!(
+    /// An audit entry's id (`aud_…`): one recorded mutation.
+    AuditId,
+    "aud_",
+    "audit entry"
 );
 
 #[cfg(test)]
