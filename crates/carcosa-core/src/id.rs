@@ -38,6 +38,13 @@ macro_rules! prefixed_id {
                 Self(Ulid::new())
             }
 
+            /// The id of a ULID made elsewhere (for instance by a monotonic generator, when ids
+            /// made in the same millisecond must sort in the order they were made).
+            #[must_use]
+            pub fn from_ulid(ulid: Ulid) -> Self {
+                Self(ulid)
+            }
+
             /// Parses `ten_01H…`-style text; the prefix is required.
             pub fn parse(value: &str) -> Result<Self, InvalidId> {
                 value
