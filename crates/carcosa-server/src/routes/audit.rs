@@ -75,9 +75,19 @@ async fn list_audit_log(
     Ok(Json(state.store().list_audit(auth.project(), &filter, before, limit).await?))
 }
 
-/// Checks the filters; each mistake has its own code.
+/// Checks the filters; each mistake has its own code. An empty filter (`actor=`, as an HTML form
+/// sends it) is no filter, like an empty `cursor`.
 fn filter(query: AuditQuery) -> Result<AuditFilter, ApiError> {
     let bad = |code, detail: String| ApiError::new(StatusCode::BAD_REQUEST, code, "Invalid filter", detail);
+    let given = |text: Option<String>| text.filter(|t| !t.is_empty());
+    let query = AuditQuery {
+        actor: given(query.actor),
+        action: given(query.action),
+        target: given(query.target),
+        since: given(query.since),
+        until: given(query.until),
+        ..query
+    };
     let actor = query
         .actor
         .as_deref()
@@ -90,8 +100,8 @@ fn filter(query: AuditQuery) -> Result<AuditFilter, ApiError> {
         .map(str::parse::<AuditAction>)
         .transpose()
         .map_err(|e| bad("invalid_action", e.to_string()))?;
-    if query.target.as_ref().is_some_and(|t| t.is_empty() || t.chars().count() > 200 || t.contains('\0')) {
-        return Err(ApiError::invalid_query("target is an id of 1 to 200 characters"));
+    if query.target.as_ref().is_some_and(|t| t.chars().count() > 200 || t.contains('\0')) {
+        return Err(ApiError::invalid_query("target is an id of at most 200 characters"));
     }
     let time = |text: Option<String>| {
         text.as_deref().map(parse_time).transpose().map_err(|e| bad("invalid_time", e.to_string()))
