@@ -3,8 +3,9 @@
 //! * [`EventCursor`] is a position in a project's changes feed: the `seq` of the last event the
 //!   reader has, as decimal text (`"0"` is "before the first event"). It is transparent on
 //!   purpose: apps store it next to their data and compare it with an event's `seq`.
-//! * [`PageCursor`] continues a keyset-paginated tenant listing. It is opaque (URL-safe base64 of
-//!   a versioned payload) so the server can change what it holds without breaking clients.
+//! * [`PageCursor`] continues a keyset-paginated tenant listing, and [`AuditCursor`] a listing of
+//!   the audit log (newest first). They are opaque (URL-safe base64 of a versioned payload) so the
+//!   server can change what they hold without breaking clients.
 
 use std::fmt;
 
@@ -12,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::TenantId;
+use crate::{AuditId, TenantId};
 
 /// A cursor the server did not issue (or has been tampered with).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,6 +99,33 @@ impl PageCursor {
     }
 }
 
+/// Where the next page of an audit-log listing (newest first) starts: before the entry with
+/// this id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditCursor {
+    /// The last (oldest) entry of the previous page.
+    pub before: AuditId,
+}
+
+const AUDIT_CURSOR_VERSION: &str = "a1:";
+
+impl AuditCursor {
+    /// The opaque text form.
+    #[must_use]
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{AUDIT_CURSOR_VERSION}{}", self.before))
+    }
+
+    /// Reads a cursor produced by [`AuditCursor::encode`].
+    pub fn decode(value: &str) -> Result<Self, InvalidCursor> {
+        let bytes = URL_SAFE_NO_PAD.decode(value.trim()).map_err(|_| invalid(value))?;
+        let text = String::from_utf8(bytes).map_err(|_| invalid(value))?;
+        let id = text.strip_prefix(AUDIT_CURSOR_VERSION).ok_or_else(|| invalid(value))?;
+        let before = AuditId::parse(id).map_err(|_| invalid(value))?;
+        Ok(Self { before })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +161,16 @@ mod tests {
         for bad in ["", "!!!", "dDE6", wrong_version.as_str(), not_an_id.as_str()] {
             assert!(PageCursor::decode(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn audit_cursors_round_trip_and_are_not_page_cursors() {
+        let cursor = AuditCursor { before: AuditId::generate() };
+        let text = cursor.encode();
+        assert_eq!(AuditCursor::decode(&text).unwrap(), cursor);
+        assert!(PageCursor::decode(&text).is_err());
+        let page = PageCursor { after: TenantId::generate() }.encode();
+        assert!(AuditCursor::decode(&page).is_err());
+        assert!(AuditCursor::decode("").is_err());
     }
 }

@@ -1,4 +1,4 @@
-//! Prefixed, sortable identifiers: `ten_…`, `evt_…`, `prj_…`, `ep_…`, `dlv_…`.
+//! Prefixed, sortable identifiers: `ten_…`, `evt_…`, `prj_…`, `ep_…`, `dlv_…`, `aud_…`.
 //!
 //! Each id is a type prefix followed by a ULID in Crockford base32 (26 characters, upper case as
 //! generated; parsing accepts either case and normalises to upper). ULIDs sort by creation time,
@@ -36,6 +36,13 @@ macro_rules! prefixed_id {
             #[must_use]
             pub fn generate() -> Self {
                 Self(Ulid::new())
+            }
+
+            /// The id of a ULID made elsewhere (for instance by a monotonic generator, when ids
+            /// made in the same millisecond must sort in the order they were made).
+            #[must_use]
+            pub fn from_ulid(ulid: Ulid) -> Self {
+                Self(ulid)
             }
 
             /// Parses `ten_01H…`-style text; the prefix is required.
@@ -137,6 +144,12 @@ prefixed_id!(
     DeliveryId,
     "dlv_",
     "delivery"
+);
+prefixed_id!(
+    /// An audit entry's id (`aud_…`): one recorded mutation.
+    AuditId,
+    "aud_",
+    "audit entry"
 );
 
 #[cfg(test)]

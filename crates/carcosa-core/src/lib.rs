@@ -2,7 +2,8 @@
 //!
 //! Everything here is pure data and parsing: identifiers ([`TenantId`], [`ProjectId`], [`EventId`]),
 //! the [`Slug`] rules, the [`Tenant`] snapshot and the [`Event`] that carries it, pagination
-//! cursors, JSON merge patch, API keys and scopes, and the request/response types of REST API v1.
+//! cursors, JSON merge patch, API keys and scopes, audit entries, and the request/response types
+//! of REST API v1.
 //! There is no I/O in this crate: no HTTP framework, no database driver, no async runtime. The
 //! server (`carcosa-server`) and the application library (`carcosa`) both build on it, so a value
 //! parsed here means the same thing on both sides of the wire.
@@ -14,6 +15,7 @@
 
 pub mod api;
 pub mod api_key;
+pub mod audit;
 pub mod cursor;
 pub mod endpoint;
 pub mod event;
@@ -26,9 +28,9 @@ pub mod tenant;
 pub mod webhook;
 
 pub use api_key::{ApiKey, Scope};
-pub use cursor::{EventCursor, PageCursor};
+pub use cursor::{AuditCursor, EventCursor, PageCursor};
 pub use event::{Event, EventType};
-pub use id::{DeliveryId, EndpointId, EventId, ProjectId, TenantId};
+pub use id::{AuditId, DeliveryId, EndpointId, EventId, ProjectId, TenantId};
 pub use problem::Problem;
 pub use slug::Slug;
 pub use tenant::{Metadata, Plan, Tenant, TenantName, TenantStatus};

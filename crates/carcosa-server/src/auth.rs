@@ -4,16 +4,19 @@
 //! The extractor reads `Authorization: Bearer ck_…`, finds the key, compares the secret's digest
 //! in constant time, refuses revoked keys (401) and keys without the scope (403). The key's
 //! project is the scope of everything the handler does, which is how one project's key never
-//! sees another project's tenants.
+//! sees another project's tenants. It also keeps what the audit log records about the request
+//! ([`Authorized::audit`]), so a handler passes its caller to the store in one value.
 
 use std::marker::PhantomData;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
+use carcosa_core::audit::Actor;
 use carcosa_core::{ApiKey, ProjectId, Scope};
 
 use crate::AppState;
+use crate::audit::{AuditContext, RequestMeta};
 use crate::error::ApiError;
 use crate::store::now;
 
@@ -60,6 +63,8 @@ pub mod scope {
 pub struct Authorized<S: RequiredScope> {
     /// Who is calling.
     pub principal: Principal,
+    /// The request's id, address and user agent.
+    pub meta: RequestMeta,
     _scope: PhantomData<S>,
 }
 
@@ -68,6 +73,12 @@ impl<S: RequiredScope> Authorized<S> {
     #[must_use]
     pub fn project(&self) -> ProjectId {
         self.principal.project
+    }
+
+    /// The audit context of a change made by this request: the key as the actor.
+    #[must_use]
+    pub fn audit(&self) -> AuditContext {
+        AuditContext::new(Actor::key(&self.principal.key_id), self.meta.clone())
     }
 }
 
@@ -84,7 +95,7 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
                 format!("this API key lacks the `{}` scope", S::SCOPE),
             ));
         }
-        Ok(Self { principal, _scope: PhantomData })
+        Ok(Self { principal, meta: RequestMeta::from_parts(parts), _scope: PhantomData })
     }
 }
 

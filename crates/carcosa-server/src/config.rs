@@ -7,6 +7,7 @@
 //! | `database_max_connections` | `CARCOSA_DATABASE_MAX_CONNECTIONS` | `10` |
 //! | `event_retention_days` | `CARCOSA_EVENT_RETENTION_DAYS` | `30` |
 //! | `idempotency_retention_hours` | `CARCOSA_IDEMPOTENCY_RETENTION_HOURS` | `24` |
+//! | `audit_retention_days` | `CARCOSA_AUDIT_RETENTION_DAYS` | `365` (`0` keeps entries forever) |
 //! | `prune_interval_secs` | `CARCOSA_PRUNE_INTERVAL_SECS` | `3600` |
 //! | `max_body_bytes` | `CARCOSA_MAX_BODY_BYTES` | `65536` |
 //! | `max_metadata_bytes` | `CARCOSA_MAX_METADATA_BYTES` | `16384` |
@@ -50,7 +51,9 @@ pub struct Config {
     pub event_retention_days: u32,
     /// How long an `Idempotency-Key` is remembered.
     pub idempotency_retention_hours: u32,
-    /// How often expired events and idempotency records are removed.
+    /// How long audit entries are kept; `0` keeps them forever.
+    pub audit_retention_days: u32,
+    /// How often expired events, idempotency records, deliveries and audit entries are removed.
     pub prune_interval_secs: u64,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
@@ -92,6 +95,7 @@ impl Default for Config {
             database_max_connections: 10,
             event_retention_days: 30,
             idempotency_retention_hours: 24,
+            audit_retention_days: 365,
             prune_interval_secs: 3600,
             max_body_bytes: 64 * 1024,
             max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
@@ -376,6 +380,9 @@ mod tests {
         assert_eq!(config, Config::default());
         assert_eq!(config.listen.to_string(), "127.0.0.1:8700");
         assert_eq!(config.database_url.expose(), "sqlite://carcosa.db");
+        assert_eq!(config.audit_retention_days, 365);
+        let kept = Config::load(None, env(&[("CARCOSA_AUDIT_RETENTION_DAYS", "30")])).unwrap();
+        assert_eq!(kept.audit_retention_days, 30);
     }
 
     #[test]

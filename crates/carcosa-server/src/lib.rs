@@ -5,11 +5,13 @@
 //!   an already-bound listener until the `shutdown` future completes.
 //!
 //! Where things live: [`store`] (all SQL and the transactional invariants), [`routes`] (one module
-//! per resource), [`auth`] (API keys and scopes), [`extract`] (request parsing with
-//! problem+json rejections), [`error`] (the error policy), [`config`].
+//! per resource), [`auth`] (API keys and scopes), [`audit`] (who made a change, from where),
+//! [`extract`] (request parsing with problem+json rejections), [`error`] (the error policy),
+//! [`config`].
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod dispatcher;
@@ -22,6 +24,7 @@ pub mod ssrf;
 pub mod store;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,6 +143,7 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .layer(Extension(spec))
+        .layer(axum::middleware::from_fn(audit::request_id))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| -> Response {
             ApiError::internal(&"a request handler panicked").into_response()
@@ -186,7 +190,9 @@ pub async fn serve_with_store(
     if let Store::Postgres(pg) = &store {
         background.spawn(listen_for_deliveries(pg.clone(), store.delivery_waker(), stop_rx));
     }
-    let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    // With the peer's address, which audit entries record.
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
     let _ = stop_tx.send(true);
     while background.join_next().await.is_some() {}
     store.close().await;
@@ -226,14 +232,24 @@ async fn listen_for_deliveries(
     }
 }
 
-/// Removes expired events and idempotency records, at start and then every
-/// `prune_interval_secs`, until `stop` turns true.
+/// Removes expired events, idempotency records, deliveries and audit entries, at start and then
+/// every `prune_interval_secs`, until `stop` turns true.
 async fn prune_loop(store: Store, config: Config, mut stop: watch::Receiver<bool>) {
     let every = Duration::from_secs(config.prune_interval_secs.max(1));
     let event_retention = chrono::TimeDelta::days(i64::from(config.event_retention_days));
     let key_retention = chrono::TimeDelta::hours(i64::from(config.idempotency_retention_hours));
+    // 0 keeps the audit log forever.
+    let audit_retention = (config.audit_retention_days > 0)
+        .then(|| chrono::TimeDelta::days(i64::from(config.audit_retention_days)));
     loop {
         let now = chrono::Utc::now();
+        if let Some(retention) = audit_retention {
+            match store.prune_audit(now - retention).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(audit_entries = removed, "pruned expired audit entries"),
+                Err(err) => tracing::warn!(error = %err, "pruning the audit log failed; will retry"),
+            }
+        }
         match store.prune(now - event_retention, now - key_retention).await {
             Ok(report) if report.events + report.idempotency_keys + report.deliveries > 0 => {
                 tracing::info!(

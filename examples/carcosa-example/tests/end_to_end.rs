@@ -31,7 +31,8 @@ impl Carcosa {
             ..Config::default()
         };
         let store = carcosa_server::open_store(&config).await.unwrap();
-        let (_, _, key) = store.create_project("Example app tests").await.unwrap();
+        let audit = carcosa_server::audit::AuditContext::cli("test");
+        let (_, _, key) = store.create_project("Example app tests", &audit).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -45,7 +45,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         match command {
             Parsed::Create { project, scopes, label } => {
                 let (key, secret) = store
-                    .create_key(project, &scopes, label.as_deref())
+                    .create_key(project, &scopes, label.as_deref(), &super::audit_context())
                     .await
                     .map_err(|e| not_found(e, || format!("no project {project}")))?;
                 eprintln!("created key {}; keep it safe, it is not shown again", key.id);
@@ -60,7 +60,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             Parsed::Revoke { key_id } => {
                 let key = store
-                    .revoke_key(&key_id)
+                    .revoke_key(&key_id, &super::audit_context())
                     .await
                     .map_err(|e| not_found(e, || format!("no key {key_id}")))?;
                 eprintln!("revoked key {}", key.id);

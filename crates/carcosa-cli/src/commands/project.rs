@@ -27,7 +27,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             if name.is_empty() || name.chars().count() > 200 {
                 anyhow::bail!("--name must be 1 to 200 characters");
             }
-            let (project, key, secret) = store.create_project(name).await?;
+            let (project, key, secret) = store.create_project(name, &super::audit_context()).await?;
             eprintln!(
                 "created project {} with API key {} (every scope); keep the key safe, it is not shown again",
                 project.id, key.id

@@ -70,6 +70,60 @@ fn keys_are_created_listed_and_revoked() {
     assert!(revoked_key["revoked_at"].is_string());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_changes_are_audited_as_the_os_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let as_alice = |args: &[&str]| -> Value {
+        let output = run(carcosa(dir.path()).args(args).env("USER", "alice"));
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        serde_json::from_str(&stdout(&output)).unwrap()
+    };
+    let created = as_alice(&["project", "create", "--name", "Audited"]);
+    let project = created["project"]["id"].as_str().unwrap().to_owned();
+    let auditor = as_alice(&["key", "create", "--project", &project, "--scope", "audit:read"]);
+    assert_eq!(auditor["key"]["scopes"], serde_json::json!(["audit:read"]));
+    let temp = as_alice(&["key", "create", "--project", &project, "--scope", "tenants:read"]);
+    let temp_id = temp["key"]["id"].as_str().unwrap().to_owned();
+    as_alice(&["key", "revoke", &temp_id]);
+    as_alice(&["key", "revoke", &temp_id]);
+
+    let server = Server::start(dir.path());
+    let client = reqwest::Client::new();
+    let read = |key: String| {
+        let request = client.get(format!("http://{}/v1/audit-log", server.address)).bearer_auth(key);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()["data"].as_array().unwrap().clone()
+        }
+    };
+    // A key with only `audit:read` reads the log.
+    let log = read(auditor["api_key"].as_str().unwrap().to_owned()).await;
+    let actions: Vec<&str> = log.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        ["key.revoke", "key.create", "key.create", "key.create", "project.create"],
+        "one entry per change; the second revocation changed nothing"
+    );
+    for entry in &log {
+        assert_eq!(entry["actor"], serde_json::json!({"kind": "cli", "id": "alice"}), "{entry}");
+        assert!(entry["user_agent"].as_str().unwrap().starts_with("carcosa-cli/"), "{entry}");
+        assert_eq!(entry["address"], Value::Null);
+        assert_eq!(entry["project_id"], project);
+    }
+    assert_eq!(log[0]["target"], serde_json::json!({"type": "key", "id": temp_id}));
+    assert_eq!(log[1]["after"]["scopes"], serde_json::json!(["tenants:read"]));
+    assert_eq!(log[4]["after"]["name"], "Audited");
+    assert_eq!(log[3]["request_id"], log[4]["request_id"], "the project and its first key: one command");
+    assert_ne!(log[2]["request_id"], log[3]["request_id"]);
+    let text = serde_json::to_string(&log).unwrap();
+    for key in [&created["api_key"], &auditor["api_key"], &temp["api_key"]] {
+        let secret = key.as_str().unwrap().rsplit('_').next().unwrap();
+        assert!(!text.contains(secret), "a key's secret is in the audit log");
+    }
+    drop(server);
+}
+
 #[test]
 fn mistakes_get_readable_errors_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -3,6 +3,7 @@
 //! Routes are registered through `utoipa-axum`, so a handler and its OpenAPI description are one
 //! piece of code: a route cannot exist without appearing in `/openapi.json`.
 
+pub mod audit;
 pub mod events;
 pub mod ops;
 pub mod sync_status;
@@ -20,7 +21,7 @@ use crate::AppState;
 #[openapi(
     info(
         title = "Carcosa",
-        description = "The tenant control plane: tenants, their changes feed, and the keys that reach them. \
+        description = "The tenant control plane: tenants, their changes feed, webhooks, the audit log, and the keys that reach them. \
 Every `/v1` call is authenticated with `Authorization: Bearer ck_…`; the key's project is the scope of the call. \
 Errors are `application/problem+json` with a stable `code`.",
     ),
@@ -30,6 +31,7 @@ Errors are `application/problem+json` with a stable `code`.",
         (name = "events", description = "The changes feed: every tenant change, numbered without gaps."),
         (name = "webhooks", description = "Endpoints that receive every tenant change, signed (Standard Webhooks), with retries, a delivery log and replay."),
         (name = "sync", description = "What each synced application reports about itself, and its lag."),
+        (name = "audit", description = "Who changed what, when, from where: one entry per change, kept for a year by default."),
         (name = "operations", description = "Health, readiness and this description."),
     )
 )]
@@ -42,6 +44,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(events::router())
         .merge(webhooks::router())
         .merge(sync_status::router())
+        .merge(audit::router())
         .merge(ops::router())
 }
 

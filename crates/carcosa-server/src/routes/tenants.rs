@@ -55,7 +55,9 @@ async fn create_tenant(
 ) -> Result<Response, ApiError> {
     let idempotency = key.map(|key| IdempotencyRequest { key, request_hash: request_hash(&body) });
     let new = body.validate(state.rules().max_metadata_bytes)?;
-    match state.store().create_tenant(auth.project(), new, state.rules(), idempotency.as_ref()).await? {
+    let store = state.store();
+    match store.create_tenant(auth.project(), new, state.rules(), idempotency.as_ref(), &auth.audit()).await?
+    {
         CreateOutcome::Created(written) => {
             tracing::info!(tenant_id = %written.tenant.id, slug = %written.tenant.slug, "tenant created");
             Ok(tenant_response(StatusCode::CREATED, &written.tenant, true))
@@ -134,7 +136,7 @@ async fn update_tenant(
     let changes = body.validate()?;
     let written = state
         .store()
-        .update_tenant(auth.project(), &tenant_ref(&id)?, changes, if_match, state.rules())
+        .update_tenant(auth.project(), &tenant_ref(&id)?, changes, if_match, state.rules(), &auth.audit())
         .await?;
     if let Some(event) = &written.event {
         tracing::info!(tenant_id = %written.tenant.id, version = written.tenant.version, seq = event.seq, "tenant updated");
@@ -167,7 +169,8 @@ async fn delete_tenant(
     ApiPath(id): ApiPath,
     IfMatch(if_match): IfMatch,
 ) -> Result<Response, ApiError> {
-    let written = state.store().delete_tenant(auth.project(), &tenant_ref(&id)?, if_match).await?;
+    let written =
+        state.store().delete_tenant(auth.project(), &tenant_ref(&id)?, if_match, &auth.audit()).await?;
     if written.event.is_some() {
         tracing::info!(tenant_id = %written.tenant.id, "tenant deleted");
     }

@@ -112,7 +112,7 @@ async fn create_endpoint(
         enabled: body.enabled.unwrap_or(true),
         secret: state.secrets().seal(secret.as_bytes()),
     };
-    let record = state.store().create_endpoint(auth.project(), new).await?;
+    let record = state.store().create_endpoint(auth.project(), new, &auth.audit()).await?;
     tracing::info!(endpoint_id = %record.endpoint.id, "webhook endpoint created");
     Ok((StatusCode::CREATED, Json(with_secret(record, &secret))).into_response())
 }
@@ -191,8 +191,11 @@ async fn update_endpoint(
     };
     let changes = EndpointChanges { url, description, event_types, enabled: body.enabled };
     let before = state.store().get_endpoint(auth.project(), id).await.map_err(not_found_endpoint)?;
-    let record =
-        state.store().update_endpoint(auth.project(), id, changes).await.map_err(not_found_endpoint)?;
+    let record = state
+        .store()
+        .update_endpoint(auth.project(), id, changes, &auth.audit())
+        .await
+        .map_err(not_found_endpoint)?;
     if before.endpoint.enabled != record.endpoint.enabled {
         tracing::info!(endpoint_id = %id, enabled = record.endpoint.enabled, key_id = %auth.principal.key_id, "webhook endpoint {}", if record.endpoint.enabled { "enabled" } else { "disabled" });
     }
@@ -215,7 +218,7 @@ async fn delete_endpoint(
     ApiPath(id): ApiPath,
 ) -> Result<StatusCode, ApiError> {
     let id = endpoint_id(&id)?;
-    state.store().delete_endpoint(auth.project(), id).await.map_err(not_found_endpoint)?;
+    state.store().delete_endpoint(auth.project(), id, &auth.audit()).await.map_err(not_found_endpoint)?;
     tracing::info!(endpoint_id = %id, "webhook endpoint deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -244,7 +247,13 @@ async fn rotate_secret(
     let until = chrono::Utc::now() + state.secret_grace();
     let record = state
         .store()
-        .rotate_endpoint_secret(auth.project(), id, state.secrets().seal(secret.as_bytes()), until)
+        .rotate_endpoint_secret(
+            auth.project(),
+            id,
+            state.secrets().seal(secret.as_bytes()),
+            until,
+            &auth.audit(),
+        )
         .await
         .map_err(not_found_endpoint)?;
     tracing::info!(endpoint_id = %id, previous_valid_until = %until, "webhook secret rotated");
@@ -297,8 +306,10 @@ async fn send_test(
         endpoint_id: id,
     };
     let payload = serde_json::to_string(&event).map_err(|e| ApiError::internal(&e))?;
-    let delivery_id =
-        state.store().enqueue_delivery(auth.project(), id, &event.id, TEST_EVENT_TYPE, &payload).await?;
+    let delivery_id = state
+        .store()
+        .enqueue_delivery(auth.project(), id, &event.id, TEST_EVENT_TYPE, &payload, &auth.audit())
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(TestQueued { delivery_id, event })).into_response())
 }
 
@@ -378,8 +389,11 @@ async fn recover(
     ApiJson(body): ApiJson<RecoverIn>,
 ) -> Result<Json<RecoverOut>, ApiError> {
     let id = endpoint_id(&id)?;
-    let requeued =
-        state.store().recover_deliveries(auth.project(), id, body.since).await.map_err(not_found_endpoint)?;
+    let requeued = state
+        .store()
+        .recover_deliveries(auth.project(), id, body.since, &auth.audit())
+        .await
+        .map_err(not_found_endpoint)?;
     tracing::info!(endpoint_id = %id, requeued, since = %body.since, "failed deliveries queued again");
     Ok(Json(RecoverOut { requeued }))
 }
@@ -405,9 +419,10 @@ async fn resend(
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found("no such delivery in this project");
     let id = DeliveryId::parse(&id).map_err(|_| not_found())?;
-    let delivery = state.store().resend_delivery(auth.project(), id).await.map_err(|e| match e {
-        crate::store::StoreError::NotFound => not_found(),
-        other => other.into(),
-    })?;
+    let delivery =
+        state.store().resend_delivery(auth.project(), id, &auth.audit()).await.map_err(|e| match e {
+            crate::store::StoreError::NotFound => not_found(),
+            other => other.into(),
+        })?;
     Ok((StatusCode::ACCEPTED, Json(delivery)).into_response())
 }

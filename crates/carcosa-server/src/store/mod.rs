@@ -11,7 +11,10 @@
 //!   PostgreSQL the bump locks the project row until commit, so a project's events commit in seq
 //!   order and the feed has no gap a reader could skip; on SQLite writes are serialised anyway;
 //! * a tenant's `version` grows by exactly one per event;
-//! * slugs are unique among a project's live tenants (a partial unique index backs the check).
+//! * slugs are unique among a project's live tenants (a partial unique index backs the check);
+//! * every mutation (of a project, key, tenant, endpoint or delivery) takes an [`AuditContext`]
+//!   and writes one audit entry in its transaction; a mutation that changes nothing (a no-op
+//!   update, an idempotent replay, a second revocation) writes none.
 
 mod postgres;
 mod sqlite;
@@ -19,11 +22,14 @@ mod sqlite;
 use std::time::Duration;
 
 use carcosa_core::api::{ApiKeyOut, NewTenant, ProjectOut, TenantChanges, TenantPage};
+use carcosa_core::audit::{ActorFilter, AuditAction, AuditPage};
 use carcosa_core::endpoint::{DeliveryOut, DeliveryPage, DeliveryStatus, EndpointOut};
 use carcosa_core::slug::ReservedSlugs;
 use carcosa_core::{ApiKey, Event, EventCursor, PageCursor, ProjectId, Scope, Slug, Tenant, TenantStatus};
-use carcosa_core::{DeliveryId, EndpointId};
+use carcosa_core::{AuditCursor, DeliveryId, EndpointId};
 use chrono::{DateTime, Utc};
+
+use crate::audit::AuditContext;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -125,6 +131,21 @@ pub struct TenantFilter {
     pub status: Option<TenantStatus>,
     /// Case-insensitive substring of the name or slug.
     pub q: Option<String>,
+}
+
+/// What an audit-log listing selects; every part optional.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only this actor's entries.
+    pub actor: Option<ActorFilter>,
+    /// Only this action.
+    pub action: Option<AuditAction>,
+    /// Only entries about the object with this id.
+    pub target: Option<String>,
+    /// Only entries at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only entries before this time.
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// How a tenant is named in a request path: by id or by slug.
@@ -248,9 +269,14 @@ impl Store {
         on_backend!(self, s => s.close().await);
     }
 
-    /// Creates a project and its first key, which has every scope.
-    pub async fn create_project(&self, name: &str) -> Result<(ProjectOut, ApiKeyOut, ApiKey), StoreError> {
-        on_backend!(self, s => s.create_project(name).await)
+    /// Creates a project and its first key, which has every scope (audited as `project.create`
+    /// and `key.create`).
+    pub async fn create_project(
+        &self,
+        name: &str,
+        audit: &AuditContext,
+    ) -> Result<(ProjectOut, ApiKeyOut, ApiKey), StoreError> {
+        on_backend!(self, s => s.create_project(name, audit).await)
     }
 
     /// Every project, oldest first.
@@ -264,8 +290,9 @@ impl Store {
         project: ProjectId,
         scopes: &[Scope],
         label: Option<&str>,
+        audit: &AuditContext,
     ) -> Result<(ApiKeyOut, ApiKey), StoreError> {
-        on_backend!(self, s => s.create_key(project, scopes, label).await)
+        on_backend!(self, s => s.create_key(project, scopes, label, audit).await)
     }
 
     /// The keys of `project`, oldest first (revoked ones included).
@@ -273,9 +300,10 @@ impl Store {
         on_backend!(self, s => s.list_keys(project).await)
     }
 
-    /// Revokes a key by id; revoking twice keeps the first revocation time.
-    pub async fn revoke_key(&self, key_id: &str) -> Result<ApiKeyOut, StoreError> {
-        on_backend!(self, s => s.revoke_key(key_id).await)
+    /// Revokes a key by id; revoking twice keeps the first revocation time (and records
+    /// nothing).
+    pub async fn revoke_key(&self, key_id: &str, audit: &AuditContext) -> Result<ApiKeyOut, StoreError> {
+        on_backend!(self, s => s.revoke_key(key_id, audit).await)
     }
 
     /// A key by id, with its secret's digest.
@@ -298,8 +326,9 @@ impl Store {
         new: NewTenant,
         rules: &WriteRules,
         idempotency: Option<&IdempotencyRequest>,
+        audit: &AuditContext,
     ) -> Result<CreateOutcome, StoreError> {
-        on_backend!(self, s => s.create_tenant(project, new, rules, idempotency).await)
+        on_backend!(self, s => s.create_tenant(project, new, rules, idempotency, audit).await)
     }
 
     /// Creates many tenants in one transaction, each with its `tenant.created` event (and
@@ -309,8 +338,9 @@ impl Store {
         project: ProjectId,
         tenants: Vec<NewTenant>,
         rules: &WriteRules,
+        audit: &AuditContext,
     ) -> Result<Vec<Tenant>, StoreError> {
-        on_backend!(self, s => s.create_tenants(project, tenants, rules).await)
+        on_backend!(self, s => s.create_tenants(project, tenants, rules, audit).await)
     }
 
     /// A tenant by id (any status) or by slug (live tenants only).
@@ -326,8 +356,9 @@ impl Store {
         changes: TenantChanges,
         if_match: Option<i64>,
         rules: &WriteRules,
+        audit: &AuditContext,
     ) -> Result<Written, StoreError> {
-        on_backend!(self, s => s.update_tenant(project, tenant, changes, if_match, rules).await)
+        on_backend!(self, s => s.update_tenant(project, tenant, changes, if_match, rules, audit).await)
     }
 
     /// Deletes a tenant (status `deleted`, slug released, version + 1, `tenant.deleted` event).
@@ -337,8 +368,9 @@ impl Store {
         project: ProjectId,
         tenant: &TenantRef,
         if_match: Option<i64>,
+        audit: &AuditContext,
     ) -> Result<Written, StoreError> {
-        on_backend!(self, s => s.delete_tenant(project, tenant, if_match).await)
+        on_backend!(self, s => s.delete_tenant(project, tenant, if_match, audit).await)
     }
 
     /// One page of tenants in id order, and the feed position the listing reflects.
@@ -373,8 +405,9 @@ impl Store {
         &self,
         project: ProjectId,
         new: NewEndpoint,
+        audit: &AuditContext,
     ) -> Result<EndpointRecord, StoreError> {
-        on_backend!(self, s => s.create_endpoint(project, new).await)
+        on_backend!(self, s => s.create_endpoint(project, new, audit).await)
     }
 
     /// The project's endpoints, oldest first.
@@ -396,19 +429,26 @@ impl Store {
         on_backend!(self, s => s.endpoint_for_delivery(id).await)
     }
 
-    /// Changes an endpoint; enabling it clears why it was disabled.
+    /// Changes an endpoint; enabling it clears why it was disabled. Changes that change
+    /// nothing return the endpoint as it is, without writing.
     pub async fn update_endpoint(
         &self,
         project: ProjectId,
         id: EndpointId,
         changes: EndpointChanges,
+        audit: &AuditContext,
     ) -> Result<EndpointRecord, StoreError> {
-        on_backend!(self, s => s.update_endpoint(project, id, changes).await)
+        on_backend!(self, s => s.update_endpoint(project, id, changes, audit).await)
     }
 
     /// Deletes an endpoint and its delivery log.
-    pub async fn delete_endpoint(&self, project: ProjectId, id: EndpointId) -> Result<(), StoreError> {
-        on_backend!(self, s => s.delete_endpoint(project, id).await)
+    pub async fn delete_endpoint(
+        &self,
+        project: ProjectId,
+        id: EndpointId,
+        audit: &AuditContext,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, s => s.delete_endpoint(project, id, audit).await)
     }
 
     /// Replaces the signing key; the old one keeps signing until `previous_expires_at`.
@@ -418,8 +458,9 @@ impl Store {
         id: EndpointId,
         secret: Vec<u8>,
         previous_expires_at: DateTime<Utc>,
+        audit: &AuditContext,
     ) -> Result<EndpointRecord, StoreError> {
-        on_backend!(self, s => s.rotate_endpoint_secret(project, id, secret, previous_expires_at).await)
+        on_backend!(self, s => s.rotate_endpoint_secret(project, id, secret, previous_expires_at, audit).await)
     }
 
     /// Disables an endpoint, recording why.
@@ -427,7 +468,8 @@ impl Store {
         on_backend!(self, s => s.disable_endpoint(id, reason).await)
     }
 
-    /// Queues a delivery of `payload` to one endpoint, outside the changes feed (test events).
+    /// Queues a delivery of `payload` to one endpoint, outside the changes feed (test events,
+    /// audited as `webhook_endpoint.send_test`).
     pub async fn enqueue_delivery(
         &self,
         project: ProjectId,
@@ -435,8 +477,9 @@ impl Store {
         event_id: &str,
         event_type: &str,
         payload: &str,
+        audit: &AuditContext,
     ) -> Result<DeliveryId, StoreError> {
-        on_backend!(self, s => s.enqueue_delivery(project, endpoint, event_id, event_type, payload).await)
+        on_backend!(self, s => s.enqueue_delivery(project, endpoint, event_id, event_type, payload, audit).await)
     }
 
     /// Leases up to `limit` due deliveries until `lease_until`, at most `per_endpoint` in flight
@@ -483,18 +526,21 @@ impl Store {
         &self,
         project: ProjectId,
         id: DeliveryId,
+        audit: &AuditContext,
     ) -> Result<DeliveryOut, StoreError> {
-        on_backend!(self, s => s.resend_delivery(project, id).await)
+        on_backend!(self, s => s.resend_delivery(project, id, audit).await)
     }
 
-    /// Queues again every failed delivery of an endpoint created at or after `since`.
+    /// Queues again every failed delivery of an endpoint created at or after `since`; records
+    /// nothing when there was none.
     pub async fn recover_deliveries(
         &self,
         project: ProjectId,
         endpoint: EndpointId,
         since: DateTime<Utc>,
+        audit: &AuditContext,
     ) -> Result<u64, StoreError> {
-        on_backend!(self, s => s.recover_deliveries(project, endpoint, since).await)
+        on_backend!(self, s => s.recover_deliveries(project, endpoint, since, audit).await)
     }
 
     /// Records what an app instance reports about its sync.
@@ -512,6 +558,22 @@ impl Store {
         project: ProjectId,
     ) -> Result<carcosa_core::sync_status::SyncStatusList, StoreError> {
         on_backend!(self, s => s.list_sync_status(project).await)
+    }
+
+    /// One page of the project's audit log, newest first.
+    pub async fn list_audit(
+        &self,
+        project: ProjectId,
+        filter: &AuditFilter,
+        before: Option<AuditCursor>,
+        limit: u32,
+    ) -> Result<AuditPage, StoreError> {
+        on_backend!(self, s => s.list_audit(project, filter, before, limit).await)
+    }
+
+    /// Removes audit entries recorded before `before`; returns how many.
+    pub async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        on_backend!(self, s => s.prune_audit(before).await)
     }
 
     /// Removes events that occurred before `events_before` and idempotency records created before
@@ -564,6 +626,21 @@ pub struct EndpointChanges {
     pub event_types: Option<Option<Vec<String>>>,
     /// Enable or disable.
     pub enabled: Option<bool>,
+}
+
+impl EndpointChanges {
+    /// Whether applying these changes to `current` would change anything.
+    #[must_use]
+    pub fn would_change(&self, current: &EndpointOut) -> bool {
+        self.url.as_ref().is_some_and(|url| *url != current.url)
+            || self.description.as_ref().is_some_and(|d| *d != current.description)
+            || self.event_types.as_ref().is_some_and(|t| *t != current.event_types)
+            || self.enabled.is_some_and(|enabled| {
+                // Enabling also clears why it was disabled and how long it has been failing.
+                enabled != current.enabled
+                    || (enabled && (current.disabled_reason.is_some() || current.failing_since.is_some()))
+            })
+    }
 }
 
 /// A delivery a dispatcher has claimed (leased) for one attempt.
@@ -662,6 +739,17 @@ impl WriteGates {
 pub(crate) fn now() -> DateTime<Utc> {
     use chrono::SubsecRound;
     Utc::now().trunc_subsecs(6)
+}
+
+/// A new audit entry id. Ids made by this process grow strictly, even within a millisecond, so
+/// the entries of one transaction (a project and its first key) list in the order they were
+/// written.
+pub(crate) fn next_audit_id() -> carcosa_core::AuditId {
+    static GENERATOR: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
+    let mut generator = GENERATOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // The random part overflows only after 2^80 ids in one millisecond.
+    let ulid = generator.generate().unwrap_or_else(|_| ulid::Ulid::new());
+    carcosa_core::AuditId::from_ulid(ulid)
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.

@@ -10,6 +10,8 @@ type Backend = PgStore;
 const LIKE_CI: &str = "ILIKE";
 /// Replicas claim concurrently: each skips the rows another is claiming.
 const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
+/// A row read in a write transaction before it is changed stays locked until the end.
+const LOCK_ROW: &str = " FOR UPDATE";
 /// Delivered at commit to every replica listening on the channel.
 const NOTIFY_DELIVERIES: Option<&str> = Some("SELECT pg_notify('carcosa_deliveries', '')");
 /// The channel replicas listen on for new deliveries.
@@ -43,6 +45,11 @@ impl PgStore {
         &self.pool
     }
 
+    /// A write transaction that reads before it writes; its reads lock rows with `LOCK_ROW`.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
     /// A listener for the delivery channel, on its own connection.
     pub async fn delivery_listener(&self) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
@@ -54,3 +61,4 @@ impl PgStore {
 include!("sql.rs");
 include!("webhooks.rs");
 include!("sync_status.rs");
+include!("audit.rs");

@@ -1,14 +1,19 @@
 // The registry's SQL, shared by both backends.
 //
 // This file is not a module: `sqlite.rs` and `postgres.rs` each `include!` it after defining
-// `Db` (the sqlx database), `Backend` (their store type, with `writer()` and `reader()` pools),
-// `LIKE_CI` (the case-insensitive LIKE operator) and `MIGRATOR`. Placeholders are written `$N`,
-// which both SQLite and PostgreSQL accept. Every write transaction begins with a write, so on
-// SQLite it takes the write lock at once instead of failing to upgrade a read lock later.
+// `Db` (the sqlx database), `Backend` (their store type, with `writer()` and `reader()` pools and
+// `begin_write()`), `LIKE_CI` (the case-insensitive LIKE operator), `LOCK_ROW` and `MIGRATOR`.
+// Placeholders are written `$N`, which both SQLite and PostgreSQL accept. Every write transaction
+// begins with a write, or with `begin_write()` (`BEGIN IMMEDIATE` on SQLite) when it must read
+// first, so on SQLite it takes the write lock at once instead of failing to upgrade a read lock
+// later; on PostgreSQL such reads lock the row they will change (`LOCK_ROW`).
+//
+// Every mutation also records an audit entry in its transaction (`insert_audit`, in `audit.rs`).
 
 use std::collections::HashSet;
 
 use carcosa_core::api::{ApiKeyOut, NewTenant, ProjectOut, TenantChanges, TenantPage};
+use carcosa_core::audit::{AuditAction, AuditTarget, TargetType};
 use carcosa_core::slug::ReservedSlugs;
 use carcosa_core::tenant::Metadata;
 use carcosa_core::{
@@ -24,6 +29,7 @@ use super::{
     CreateOutcome, IdempotencyRequest, PruneReport, StoreError, StoredKey, StoredResponse, TenantFilter,
     TenantRef, WriteRules, Written, is_unique_violation, like_escape, now,
 };
+use crate::audit::AuditContext;
 
 type DbRow = <Db as sqlx::Database>::Row;
 type Tx = Transaction<'static, Db>;
@@ -81,6 +87,7 @@ impl Backend {
     pub(crate) async fn create_project(
         &self,
         name: &str,
+        audit: &AuditContext,
     ) -> Result<(ProjectOut, ApiKeyOut, ApiKey), StoreError> {
         let project = ProjectOut { id: ProjectId::generate(), name: name.to_owned(), created_at: now() };
         let mut tx = self.writer().begin().await?;
@@ -90,7 +97,9 @@ impl Backend {
             .bind(project.created_at)
             .execute(&mut *tx)
             .await?;
-        let (out, key) = insert_key(&mut tx, project.id, &Scope::ALL, Some("default")).await?;
+        let created = Change::new(AuditAction::ProjectCreate, AuditTarget::new(TargetType::Project, project.id));
+        insert_audit(&mut tx, project.id, audit, created.after(&project)?).await?;
+        let (out, key) = insert_key(&mut tx, project.id, &Scope::ALL, Some("default"), audit).await?;
         tx.commit().await?;
         Ok((project, out, key))
     }
@@ -115,9 +124,10 @@ impl Backend {
         project: ProjectId,
         scopes: &[Scope],
         label: Option<&str>,
+        audit: &AuditContext,
     ) -> Result<(ApiKeyOut, ApiKey), StoreError> {
         let mut tx = self.writer().begin().await?;
-        let inserted = insert_key(&mut tx, project, scopes, label).await;
+        let inserted = insert_key(&mut tx, project, scopes, label, audit).await;
         let inserted = match inserted {
             // The foreign key refuses keys for projects that do not exist.
             Err(StoreError::Database(sqlx::Error::Database(db))) if db.is_foreign_key_violation() => {
@@ -146,15 +156,27 @@ impl Backend {
         rows.iter().map(|row| Ok(key_from_row(row)?.key)).collect()
     }
 
-    pub(crate) async fn revoke_key(&self, key_id: &str) -> Result<ApiKeyOut, StoreError> {
-        let row = sqlx::query(&format!(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING {KEY_COLUMNS}"
-        ))
-        .bind(key_id)
-        .bind(now())
-        .fetch_optional(self.writer())
-        .await?;
-        Ok(key_from_row(&row.ok_or(StoreError::NotFound)?)?.key)
+    pub(crate) async fn revoke_key(&self, key_id: &str, audit: &AuditContext) -> Result<ApiKeyOut, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1{LOCK_ROW}"))
+            .bind(key_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let before = key_from_row(&row.ok_or(StoreError::NotFound)?)?.key;
+        if before.revoked_at.is_some() {
+            // Revoked already: nothing changes, nothing is recorded.
+            return Ok(before);
+        }
+        let row = sqlx::query(&format!("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 RETURNING {KEY_COLUMNS}"))
+            .bind(key_id)
+            .bind(now())
+            .fetch_one(&mut *tx)
+            .await?;
+        let after = key_from_row(&row)?.key;
+        let change = Change::new(AuditAction::KeyRevoke, AuditTarget::new(TargetType::Key, &after.id));
+        insert_audit(&mut tx, after.project_id, audit, change.before(&before)?.after(&after)?).await?;
+        tx.commit().await?;
+        Ok(after)
     }
 
     pub(crate) async fn find_key(&self, key_id: &str) -> Result<Option<StoredKey>, StoreError> {
@@ -182,6 +204,7 @@ impl Backend {
         new: NewTenant,
         rules: &WriteRules,
         idempotency: Option<&IdempotencyRequest>,
+        audit: &AuditContext,
     ) -> Result<CreateOutcome, StoreError> {
         let _turn = self.gates.enter(project).await;
         let mut tx = self.writer().begin().await?;
@@ -192,7 +215,7 @@ impl Backend {
         {
             return Ok(CreateOutcome::Replayed(recorded));
         }
-        let (tenant, event, deliveries, at) = insert_new_tenant(&mut tx, project, seq, new, rules).await?;
+        let (tenant, event, deliveries, at) = insert_new_tenant(&mut tx, project, seq, new, rules, audit).await?;
         if let Some(request) = idempotency {
             let body = serde_json::to_string(&tenant).map_err(|e| StoreError::Database(decode_err(e)))?;
             sqlx::query("INSERT INTO idempotency_keys (project_id, key, request_hash, status, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -215,6 +238,7 @@ impl Backend {
         project: ProjectId,
         tenants: Vec<NewTenant>,
         rules: &WriteRules,
+        audit: &AuditContext,
     ) -> Result<Vec<Tenant>, StoreError> {
         let _turn = self.gates.enter(project).await;
         let mut tx = self.writer().begin().await?;
@@ -222,7 +246,7 @@ impl Backend {
         let mut all_deliveries = 0;
         for new in tenants {
             let seq = next_seq(&mut tx, project).await?;
-            let (tenant, _, deliveries, _) = insert_new_tenant(&mut tx, project, seq, new, rules).await?;
+            let (tenant, _, deliveries, _) = insert_new_tenant(&mut tx, project, seq, new, rules, audit).await?;
             created.push(tenant);
             all_deliveries += deliveries;
         }
@@ -247,6 +271,7 @@ impl Backend {
         changes: TenantChanges,
         if_match: Option<i64>,
         rules: &WriteRules,
+        audit: &AuditContext,
     ) -> Result<Written, StoreError> {
         let _turn = self.gates.enter(project).await;
         let mut tx = self.writer().begin().await?;
@@ -288,7 +313,7 @@ impl Backend {
         if next == current {
             return Ok(Written { tenant: current, event: None });
         }
-        self.commit_change(tx, project, seq, EventType::TenantUpdated, next).await
+        self.commit_change(tx, project, seq, current, next, audit).await
     }
 
     pub(crate) async fn delete_tenant(
@@ -296,6 +321,7 @@ impl Backend {
         project: ProjectId,
         tenant: &TenantRef,
         if_match: Option<i64>,
+        audit: &AuditContext,
     ) -> Result<Written, StoreError> {
         let _turn = self.gates.enter(project).await;
         let mut tx = self.writer().begin().await?;
@@ -305,29 +331,36 @@ impl Backend {
         if current.status == TenantStatus::Deleted {
             return Ok(Written { tenant: current, event: None });
         }
-        let mut next = current;
+        let mut next = current.clone();
         next.status = TenantStatus::Deleted;
-        self.commit_change(tx, project, seq, EventType::TenantDeleted, next).await
+        self.commit_change(tx, project, seq, current, next, audit).await
     }
 
-    /// Stamps `next` as the tenant's next version, saves it with its event (and deliveries),
-    /// and commits.
+    /// Stamps `next` as the tenant's next version, saves it with its event (and deliveries) and
+    /// its audit entry, and commits. A `next` with status `deleted` is a deletion, anything else
+    /// an update.
     async fn commit_change(
         &self,
         mut tx: Tx,
         project: ProjectId,
         seq: i64,
-        event_type: EventType,
+        current: Tenant,
         mut next: Tenant,
+        audit: &AuditContext,
     ) -> Result<Written, StoreError> {
         let at = now();
         next.version += 1;
         next.updated_at = at;
-        if next.status == TenantStatus::Deleted {
+        let (event_type, action) = if next.status == TenantStatus::Deleted {
             next.deleted_at = Some(at);
-        }
+            (EventType::TenantDeleted, AuditAction::TenantDelete)
+        } else {
+            (EventType::TenantUpdated, AuditAction::TenantUpdate)
+        };
         save_tenant(&mut tx, project, &next).await?;
         let (event, deliveries) = insert_event(&mut tx, project, seq, event_type, &next, at).await?;
+        let change = Change::new(action, AuditTarget::new(TargetType::Tenant, next.id));
+        insert_audit(&mut tx, project, audit, change.before(&current)?.after(&next)?).await?;
         tx.commit().await?;
         self.deliveries_written(deliveries);
         Ok(Written { tenant: next, event: Some(event) })
@@ -522,6 +555,7 @@ async fn insert_key(
     project: ProjectId,
     scopes: &[Scope],
     label: Option<&str>,
+    audit: &AuditContext,
 ) -> Result<(ApiKeyOut, ApiKey), StoreError> {
     let key = ApiKey::generate();
     let mut scopes = scopes.to_vec();
@@ -546,6 +580,9 @@ async fn insert_key(
         .bind(out.created_at)
         .execute(&mut **tx)
         .await?;
+    // The public record only: never the secret or its hash.
+    let created = Change::new(AuditAction::KeyCreate, AuditTarget::new(TargetType::Key, &out.id));
+    insert_audit(tx, project, audit, created.after(&out)?).await?;
     Ok((out, key))
 }
 
@@ -717,14 +754,15 @@ async fn free_slug(
     unreachable!("the suffix loop only ends by returning")
 }
 
-/// Inserts a new tenant and its `tenant.created` event at `seq`, inside the caller's transaction
-/// (which holds the project's write turn).
+/// Inserts a new tenant, its `tenant.created` event at `seq` and its audit entry, inside the
+/// caller's transaction (which holds the project's write turn).
 async fn insert_new_tenant(
     tx: &mut Tx,
     project: ProjectId,
     seq: i64,
     new: NewTenant,
     rules: &WriteRules,
+    audit: &AuditContext,
 ) -> Result<(Tenant, Event, usize, DateTime<Utc>), StoreError> {
         let slug = match new.slug {
             Some(slug) => {
@@ -772,5 +810,7 @@ async fn insert_new_tenant(
             other => other?,
         };
         let (event, deliveries) = insert_event(tx, project, seq, EventType::TenantCreated, &tenant, at).await?;
+        let created = Change::new(AuditAction::TenantCreate, AuditTarget::new(TargetType::Tenant, tenant.id));
+        insert_audit(tx, project, audit, created.after(&tenant)?).await?;
     Ok((tenant, event, deliveries, at))
 }

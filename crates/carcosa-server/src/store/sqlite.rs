@@ -18,6 +18,8 @@ type Backend = SqliteStore;
 const LIKE_CI: &str = "LIKE";
 /// SQLite has one writer: a claim cannot race another, so no row locks are needed.
 const CLAIM_LOCK: &str = "";
+/// A write transaction holds the database's write lock from its start (`begin_write`).
+const LOCK_ROW: &str = "";
 /// No other process to wake; the in-process notification suffices.
 const NOTIFY_DELIVERIES: Option<&str> = None;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -60,8 +62,16 @@ impl SqliteStore {
     fn reader(&self) -> &Pool<Sqlite> {
         &self.reader
     }
+
+    /// A write transaction that reads before it writes: `BEGIN IMMEDIATE` takes the write lock
+    /// at once (waiting up to the busy timeout for another process), so what it reads cannot
+    /// change before it writes.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await
+    }
 }
 
 include!("sql.rs");
 include!("webhooks.rs");
 include!("sync_status.rs");
+include!("audit.rs");

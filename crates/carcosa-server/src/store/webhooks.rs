@@ -30,9 +30,15 @@ impl Backend {
         }
     }
 
-    pub(crate) async fn create_endpoint(&self, project: ProjectId, new: NewEndpoint) -> Result<EndpointRecord, StoreError> {
+    pub(crate) async fn create_endpoint(
+        &self,
+        project: ProjectId,
+        new: NewEndpoint,
+        audit: &AuditContext,
+    ) -> Result<EndpointRecord, StoreError> {
         let id = EndpointId::generate();
         let at = now();
+        let mut tx = self.writer().begin().await?;
         let result = sqlx::query(&format!(
             "INSERT INTO webhook_endpoints (id, project_id, url, description, event_types, enabled, secret, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {ENDPOINT_COLUMNS}"
@@ -45,12 +51,17 @@ impl Backend {
         .bind(new.enabled)
         .bind(&new.secret)
         .bind(at)
-        .fetch_one(self.writer())
+        .fetch_one(&mut *tx)
         .await;
-        match result {
-            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => Err(StoreError::NotFound),
-            other => Ok(endpoint_from_row(&other?)?),
-        }
+        let record = match result {
+            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => return Err(StoreError::NotFound),
+            other => endpoint_from_row(&other?)?,
+        };
+        // The public record: the secret is never part of an audit entry.
+        let change = Change::new(AuditAction::EndpointCreate, AuditTarget::new(TargetType::WebhookEndpoint, id));
+        insert_audit(&mut tx, project, audit, change.after(&record.endpoint)?).await?;
+        tx.commit().await?;
+        Ok(record)
     }
 
     pub(crate) async fn list_endpoints(&self, project: ProjectId) -> Result<Vec<EndpointRecord>, StoreError> {
@@ -83,7 +94,13 @@ impl Backend {
         project: ProjectId,
         id: EndpointId,
         changes: EndpointChanges,
+        audit: &AuditContext,
     ) -> Result<EndpointRecord, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let current = lock_endpoint(&mut tx, project, id).await?;
+        if !changes.would_change(&current.endpoint) {
+            return Ok(current);
+        }
         let mut query = QueryBuilder::<Db>::new("UPDATE webhook_endpoints SET updated_at = ");
         query.push_bind(now());
         if let Some(url) = changes.url {
@@ -104,8 +121,11 @@ impl Backend {
         query.push(" WHERE id = ").push_bind(id.to_string());
         query.push(" AND project_id = ").push_bind(project.to_string());
         query.push(format!(" RETURNING {ENDPOINT_COLUMNS}"));
-        let row = query.build().fetch_optional(self.writer()).await?;
-        let record = endpoint_from_row(&row.ok_or(StoreError::NotFound)?)?;
+        let row = query.build().fetch_one(&mut *tx).await?;
+        let record = endpoint_from_row(&row)?;
+        let change = Change::new(AuditAction::EndpointUpdate, AuditTarget::new(TargetType::WebhookEndpoint, id));
+        insert_audit(&mut tx, project, audit, change.before(&current.endpoint)?.after(&record.endpoint)?).await?;
+        tx.commit().await?;
         if record.endpoint.enabled {
             // Deliveries held while it was disabled are due now.
             self.wake.notify_one();
@@ -113,15 +133,22 @@ impl Backend {
         Ok(record)
     }
 
-    pub(crate) async fn delete_endpoint(&self, project: ProjectId, id: EndpointId) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1 AND project_id = $2")
+    pub(crate) async fn delete_endpoint(
+        &self,
+        project: ProjectId,
+        id: EndpointId,
+        audit: &AuditContext,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let current = lock_endpoint(&mut tx, project, id).await?;
+        sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1 AND project_id = $2")
             .bind(id.to_string())
             .bind(project.to_string())
-            .execute(self.writer())
+            .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        let change = Change::new(AuditAction::EndpointDelete, AuditTarget::new(TargetType::WebhookEndpoint, id));
+        insert_audit(&mut tx, project, audit, change.before(&current.endpoint)?).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -131,7 +158,10 @@ impl Backend {
         id: EndpointId,
         secret: Vec<u8>,
         previous_expires_at: DateTime<Utc>,
+        audit: &AuditContext,
     ) -> Result<EndpointRecord, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let current = lock_endpoint(&mut tx, project, id).await?;
         let row = sqlx::query(&format!(
             "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_expires_at = $3, secret = $4, updated_at = $5 \
              WHERE id = $1 AND project_id = $2 RETURNING {ENDPOINT_COLUMNS}"
@@ -141,9 +171,15 @@ impl Backend {
         .bind(previous_expires_at)
         .bind(secret)
         .bind(now())
-        .fetch_optional(self.writer())
+        .fetch_one(&mut *tx)
         .await?;
-        Ok(endpoint_from_row(&row.ok_or(StoreError::NotFound)?)?)
+        let record = endpoint_from_row(&row)?;
+        // Only the public records: which secret signs is seen in `previous_secret_expires_at`.
+        let change =
+            Change::new(AuditAction::EndpointRotateSecret, AuditTarget::new(TargetType::WebhookEndpoint, id));
+        insert_audit(&mut tx, project, audit, change.before(&current.endpoint)?.after(&record.endpoint)?).await?;
+        tx.commit().await?;
+        Ok(record)
     }
 
     pub(crate) async fn disable_endpoint(&self, id: EndpointId, reason: &str) -> Result<(), StoreError> {
@@ -164,9 +200,25 @@ impl Backend {
         event_id: &str,
         event_type: &str,
         payload: &str,
+        audit: &AuditContext,
     ) -> Result<DeliveryId, StoreError> {
+        let at = now();
         let mut tx = self.writer().begin().await?;
-        let id = insert_delivery(&mut tx, project, endpoint, event_id, event_type, payload, now()).await?;
+        let id = insert_delivery(&mut tx, project, endpoint, event_id, event_type, payload, at).await?;
+        let queued = DeliveryOut {
+            id,
+            endpoint_id: endpoint,
+            event_id: event_id.to_owned(),
+            event_type: event_type.to_owned(),
+            status: DeliveryStatus::Pending,
+            next_attempt_at: Some(at),
+            created_at: at,
+            completed_at: None,
+            attempts: Vec::new(),
+        };
+        let change =
+            Change::new(AuditAction::EndpointSendTest, AuditTarget::new(TargetType::WebhookEndpoint, endpoint));
+        insert_audit(&mut tx, project, audit, change.after(&queued)?).await?;
         tx.commit().await?;
         self.deliveries_written(1);
         Ok(id)
@@ -304,27 +356,40 @@ impl Backend {
         Ok(DeliveryPage { data, next_cursor })
     }
 
-    pub(crate) async fn resend_delivery(&self, project: ProjectId, id: DeliveryId) -> Result<DeliveryOut, StoreError> {
+    pub(crate) async fn resend_delivery(
+        &self,
+        project: ProjectId,
+        id: DeliveryId,
+        audit: &AuditContext,
+    ) -> Result<DeliveryOut, StoreError> {
         let at = now();
-        // A delivery whose attempt is under way (leased) is left to finish first.
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
-            "UPDATE webhook_deliveries SET status = 'pending', retry_index = 0, next_attempt_at = $3, completed_at = NULL \
-             WHERE id = $1 AND project_id = $2 AND (lease_expires_at IS NULL OR lease_expires_at < $3) RETURNING {DELIVERY_COLUMNS}"
+            "SELECT {DELIVERY_COLUMNS}, lease_expires_at FROM webhook_deliveries WHERE id = $1 AND project_id = $2{LOCK_ROW}"
         ))
         .bind(id.to_string())
         .bind(project.to_string())
-        .bind(at)
-        .fetch_optional(self.writer())
+        .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else {
-            let exists = sqlx::query("SELECT 1 FROM webhook_deliveries WHERE id = $1 AND project_id = $2")
-                .bind(id.to_string())
-                .bind(project.to_string())
-                .fetch_optional(self.reader())
-                .await?;
-            return Err(if exists.is_some() { StoreError::DeliveryInFlight } else { StoreError::NotFound });
-        };
-        let mut delivery = vec![delivery_from_row(&row)?];
+        let row = row.ok_or(StoreError::NotFound)?;
+        // A delivery whose attempt is under way (leased) is left to finish first.
+        if row.try_get::<Option<DateTime<Utc>>, _>("lease_expires_at")?.is_some_and(|lease| lease >= at) {
+            return Err(StoreError::DeliveryInFlight);
+        }
+        let before = delivery_from_row(&row)?;
+        let row = sqlx::query(&format!(
+            "UPDATE webhook_deliveries SET status = 'pending', retry_index = 0, next_attempt_at = $2, completed_at = NULL \
+             WHERE id = $1 RETURNING {DELIVERY_COLUMNS}"
+        ))
+        .bind(id.to_string())
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await?;
+        let after = delivery_from_row(&row)?;
+        let change = Change::new(AuditAction::DeliveryResend, AuditTarget::new(TargetType::WebhookDelivery, id));
+        insert_audit(&mut tx, project, audit, change.before(&before)?.after(&after)?).await?;
+        tx.commit().await?;
+        let mut delivery = vec![after];
         self.wake.notify_one();
         attach_attempts(self.reader(), &mut delivery).await?;
         Ok(delivery.remove(0))
@@ -335,8 +400,10 @@ impl Backend {
         project: ProjectId,
         endpoint: EndpointId,
         since: DateTime<Utc>,
+        audit: &AuditContext,
     ) -> Result<u64, StoreError> {
-        self.get_endpoint(project, endpoint).await?;
+        let mut tx = self.begin_write().await?;
+        lock_endpoint(&mut tx, project, endpoint).await?;
         let done = sqlx::query(
             "UPDATE webhook_deliveries SET status = 'pending', retry_index = 0, next_attempt_at = $3, completed_at = NULL, lease_expires_at = NULL \
              WHERE endpoint_id = $1 AND status = 'failed' AND created_at >= $2",
@@ -344,10 +411,19 @@ impl Backend {
         .bind(endpoint.to_string())
         .bind(since)
         .bind(now())
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await?;
-        self.deliveries_written(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX));
-        Ok(done.rows_affected())
+        let requeued = done.rows_affected();
+        if requeued == 0 {
+            // Nothing to send again: nothing changed, nothing is recorded.
+            return Ok(0);
+        }
+        let change = Change::new(AuditAction::DeliveryRecover, AuditTarget::new(TargetType::WebhookEndpoint, endpoint))
+            .after(&serde_json::json!({"since": since, "requeued": requeued}))?;
+        insert_audit(&mut tx, project, audit, change).await?;
+        tx.commit().await?;
+        self.deliveries_written(usize::try_from(requeued).unwrap_or(usize::MAX));
+        Ok(requeued)
     }
 
     /// Removes finished deliveries (and their attempts) created before `before`. Pending ones,
@@ -359,6 +435,19 @@ impl Backend {
             .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// An endpoint of the project, read in a write transaction and (on PostgreSQL) locked until it
+/// ends.
+async fn lock_endpoint(tx: &mut Tx, project: ProjectId, id: EndpointId) -> Result<EndpointRecord, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1 AND project_id = $2{LOCK_ROW}"
+    ))
+    .bind(id.to_string())
+    .bind(project.to_string())
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(endpoint_from_row(&row.ok_or(StoreError::NotFound)?)?)
 }
 
 fn endpoint_from_row(row: &DbRow) -> Result<EndpointRecord, sqlx::Error> {

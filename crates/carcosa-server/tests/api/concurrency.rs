@@ -77,6 +77,27 @@ async fn concurrent_writes_make_a_gap_free_feed(backend: Backend) {
     for (tenant, seen) in versions {
         assert_eq!(seen, (1..=i64::try_from(WRITES_EACH).unwrap()).collect::<Vec<_>>(), "tenant {tenant}");
     }
+    // The audit log has exactly one entry per event: the same tenant versions, each once.
+    let mut audited = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = app.get(&format!("/v1/audit-log?limit=1000&cursor={cursor}")).await.json();
+        for entry in page["data"].as_array().unwrap() {
+            if entry["target"]["type"] == "tenant" {
+                audited.push((entry["target"]["id"].clone(), entry["after"]["version"].clone()));
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    let mut changed: Vec<(Value, Value)> =
+        events.iter().map(|e| (e["tenant"]["id"].clone(), e["tenant"]["version"].clone())).collect();
+    let key = |pair: &(Value, Value)| (pair.0.to_string(), pair.1.as_i64());
+    audited.sort_by_key(key);
+    changed.sort_by_key(key);
+    assert_eq!(audited, changed);
     let app = Arc::into_inner(app).expect("no other handle left");
     app.finish().await;
 }

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use carcosa_core::{ProjectId, Tenant};
 use carcosa_server::Config;
+use carcosa_server::audit::AuditContext;
 use carcosa_server::config::{DatabaseUrl, SecretString};
 use carcosa_server::store::Store;
 use reqwest::Method;
@@ -14,6 +15,11 @@ use tokio::sync::oneshot;
 
 /// Base64 of 32 bytes, for servers on PostgreSQL.
 pub const TEST_MASTER_KEY: &str = "Y2FyY29zYS10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXM=";
+
+/// The actor of changes a test makes through the store directly: a CLI user named `test`.
+pub fn test_actor() -> AuditContext {
+    AuditContext::cli("test")
+}
 
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +140,8 @@ pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> T
     }
     adjust(&mut config);
     let store = carcosa_server::open_store(&config).await.expect("open store");
-    let (project, _, key) = store.create_project("Test project").await.expect("create project");
+    let (project, _, key) =
+        store.create_project("Test project", &test_actor()).await.expect("create project");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("address"));
     let (shutdown, stop) = oneshot::channel::<()>();
@@ -306,7 +313,7 @@ impl TestApp {
 
     /// A second project in the same server, with its own all-scopes key.
     pub async fn other_project(&self) -> (ProjectId, String) {
-        let (project, _, key) = self.store.create_project("Other project").await.unwrap();
+        let (project, _, key) = self.store.create_project("Other project", &test_actor()).await.unwrap();
         (project.id, key.expose())
     }
 

@@ -4,12 +4,13 @@ use carcosa_core::Scope;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{Backend, spawn};
+use crate::helpers::{Backend, spawn, test_actor};
 use crate::on_both_backends;
 
 async fn a_revoked_key_is_refused(backend: Backend) {
     let app = spawn(backend).await;
-    let (out, key) = app.store.create_key(app.project, &Scope::ALL, Some("temp")).await.unwrap();
+    let (out, key) =
+        app.store.create_key(app.project, &Scope::ALL, Some("temp"), &test_actor()).await.unwrap();
     let key = key.expose();
     app.req(Method::GET, "/v1/tenants").key(&key).send().await.expect(200);
     // Its use is recorded (in the background, right after the request).
@@ -23,7 +24,7 @@ async fn a_revoked_key_is_refused(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(last_used.is_some(), "last_used_at was not recorded");
-    let revoked = app.store.revoke_key(&out.id).await.unwrap();
+    let revoked = app.store.revoke_key(&out.id, &test_actor()).await.unwrap();
     assert!(revoked.revoked_at.is_some());
     let problem =
         app.req(Method::GET, "/v1/tenants").key(&key).send().await.expect_problem(401, "unauthorized");
@@ -37,7 +38,8 @@ async fn scopes_limit_what_a_key_can_do(backend: Backend) {
     let app = spawn(backend).await;
     let tenant = app.create_named("Scoped").await;
     let path = format!("/v1/tenants/{}", tenant.id);
-    let (_, reader) = app.store.create_key(app.project, &[Scope::TenantsRead], None).await.unwrap();
+    let (_, reader) =
+        app.store.create_key(app.project, &[Scope::TenantsRead], None, &test_actor()).await.unwrap();
     let reader = reader.expose();
     app.req(Method::GET, &path).key(&reader).send().await.expect(200);
     app.req(Method::GET, "/v1/tenants").key(&reader).send().await.expect(200);
@@ -53,7 +55,8 @@ async fn scopes_limit_what_a_key_can_do(backend: Backend) {
     app.req(Method::DELETE, &path).key(&reader).send().await.expect_problem(403, "insufficient_scope");
     app.req(Method::GET, "/v1/events").key(&reader).send().await.expect_problem(403, "insufficient_scope");
 
-    let (_, feed) = app.store.create_key(app.project, &[Scope::EventsRead], None).await.unwrap();
+    let (_, feed) =
+        app.store.create_key(app.project, &[Scope::EventsRead], None, &test_actor()).await.unwrap();
     let feed = feed.expose();
     app.req(Method::GET, "/v1/events").key(&feed).send().await.expect(200);
     app.req(Method::GET, &path).key(&feed).send().await.expect_problem(403, "insufficient_scope");

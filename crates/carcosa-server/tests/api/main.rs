@@ -8,6 +8,7 @@
 mod helpers;
 mod receiver;
 
+mod audit;
 mod concurrency;
 mod errors;
 mod events;

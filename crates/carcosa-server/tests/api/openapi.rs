@@ -70,6 +70,7 @@ async fn the_document_lists_every_route_and_error(backend: Backend) {
         ("/v1/deliveries/{id}/resend", "post"),
         ("/v1/sync-status", "post"),
         ("/v1/sync-status", "get"),
+        ("/v1/audit-log", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/openapi.json", "get"),

@@ -4,7 +4,7 @@ use carcosa_core::Scope;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{Backend, spawn};
+use crate::helpers::{Backend, spawn, test_actor};
 use crate::on_both_backends;
 
 async fn apps_report_their_cursor_and_operators_see_the_lag(backend: Backend) {
@@ -54,7 +54,8 @@ async fn apps_report_their_cursor_and_operators_see_the_lag(backend: Backend) {
         .expect_problem(422, "invalid_body");
     let (_, other) = app.other_project().await;
     assert_eq!(app.req(Method::GET, "/v1/sync-status").key(&other).send().await.json()["data"], json!([]));
-    let (_, writer) = app.store.create_key(app.project, &[Scope::TenantsWrite], None).await.unwrap();
+    let (_, writer) =
+        app.store.create_key(app.project, &[Scope::TenantsWrite], None, &test_actor()).await.unwrap();
     app.req(Method::GET, "/v1/sync-status")
         .key(&writer.expose())
         .send()

@@ -7,7 +7,7 @@ use carcosa_core::Scope;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, spawn_with};
+use crate::helpers::{Backend, TestApp, spawn_with, test_actor};
 use crate::on_both_backends;
 use crate::receiver::{Receiver, Reply};
 
@@ -249,8 +249,11 @@ async fn endpoints_are_managed_and_validated(backend: Backend) {
         app.req(Method::GET, "/v1/webhook-endpoints").key(&other).send().await.json()["data"],
         json!([])
     );
-    let (_, tenants_only) =
-        app.store.create_key(app.project, &[Scope::TenantsRead, Scope::TenantsWrite], None).await.unwrap();
+    let (_, tenants_only) = app
+        .store
+        .create_key(app.project, &[Scope::TenantsRead, Scope::TenantsWrite], None, &test_actor())
+        .await
+        .unwrap();
     app.req(Method::GET, "/v1/webhook-endpoints")
         .key(&tenants_only.expose())
         .send()
@@ -288,7 +291,7 @@ async fn the_ssrf_guard_refuses_internal_addresses(backend: Backend) {
         enabled: true,
         secret: secrets.seal(carcosa_core::webhook::WebhookSecret::generate().as_bytes()),
     };
-    let record = app.store.create_endpoint(app.project, new).await.unwrap();
+    let record = app.store.create_endpoint(app.project, new, &test_actor()).await.unwrap();
     app.create_named("Guarded Co").await;
     let log = settled(&app, &record.endpoint.id.to_string()).await;
     let error = log[0]["attempts"][0]["error"].as_str().unwrap();

@@ -26,7 +26,10 @@ pub async fn server_with(adjust: impl FnOnce(&mut Config)) -> Server {
     };
     adjust(&mut config);
     let store = carcosa_server::open_store(&config).await.unwrap();
-    let (_, _, key) = store.create_project("Client tests").await.unwrap();
+    let (_, _, key) = store
+        .create_project("Client tests", &carcosa_server::audit::AuditContext::cli("test"))
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let mut server = Server { url, key: key.expose(), store, config, _dir: dir, stop: None, task: None };

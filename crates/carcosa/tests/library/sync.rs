@@ -8,6 +8,7 @@ use carcosa::local::{DeletionPolicy, LocalStore, TableMapping};
 use carcosa::sync::Sync;
 use carcosa_core::api::{TenantIn, TenantPatch};
 use carcosa_core::{EventCursor, TenantStatus};
+use carcosa_server::audit::AuditContext;
 use sqlx::{Connection, Row};
 
 use crate::client::named;
@@ -523,7 +524,12 @@ async fn the_loop_recovers_after_the_server_was_down_and_loses_nothing(kind: Loc
     let rules =
         carcosa_server::store::WriteRules { reserved: Default::default(), max_metadata_bytes: 16_384 };
     let project = server.store.list_projects().await.unwrap()[0].id;
-    let during = match server.store.create_tenant(project, new, &rules, None).await.unwrap() {
+    let during = match server
+        .store
+        .create_tenant(project, new, &rules, None, &AuditContext::cli("test"))
+        .await
+        .unwrap()
+    {
         carcosa_server::store::CreateOutcome::Created(written) => written.tenant.id.to_string(),
         carcosa_server::store::CreateOutcome::Replayed(_) => unreachable!(),
     };

@@ -187,7 +187,7 @@ async fn webhook_latency(
         ..Config::default()
     };
     let store = carcosa_server::open_store(&config).await?;
-    let (_, _, key) = store.create_project("bench").await?;
+    let (_, _, key) = store.create_project("bench", &crate::commands::audit_context()).await?;
     let key = key.expose();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

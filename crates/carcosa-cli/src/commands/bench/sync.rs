@@ -48,7 +48,8 @@ pub(super) async fn sync_throughput(
     let server_db = super::scratch("sqlite", None).await?;
     let config = Config { database_url: DatabaseUrl(server_db.url.clone()), ..Config::default() };
     let store = carcosa_server::open_store(&config).await?;
-    let (project, _, key) = store.create_project("bench").await?;
+    let audit = crate::commands::audit_context();
+    let (project, _, key) = store.create_project("bench", &audit).await?;
     let rules = WriteRules { reserved: config.reserved(), max_metadata_bytes: config.max_metadata_bytes };
     let started = Instant::now();
     let mut ids = seed(&store, project.id, 0, tenants, &rules).await?;
@@ -109,7 +110,7 @@ pub(super) async fn sync_throughput(
             name: Some(TenantName::parse(&format!("Renamed {id}"))?),
             ..TenantChanges::default()
         };
-        store.update_tenant(project.id, &TenantRef::Id(*id), changes, None, &rules).await?;
+        store.update_tenant(project.id, &TenantRef::Id(*id), changes, None, &rules, &audit).await?;
     }
     let started = Instant::now();
     let report = sync.incremental().await?;
@@ -152,7 +153,13 @@ async fn seed(
                     .map_err(|e| anyhow::anyhow!("{e:?}"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        ids.extend(store.create_tenants(project, batch, rules).await?.into_iter().map(|t| t.id));
+        ids.extend(
+            store
+                .create_tenants(project, batch, rules, &crate::commands::audit_context())
+                .await?
+                .into_iter()
+                .map(|t| t.id),
+        );
         n = end;
     }
     Ok(ids)
