@@ -196,7 +196,7 @@ impl RunKind {
 fn record_run(kind: RunKind, outcome: &Result<SyncReport, SyncError>, elapsed: Duration) {
     let result = if outcome.is_ok() { "ok" } else { "error" };
     metrics::counter!("carcosa_sync_runs_total", "kind" => kind.as_str(), "outcome" => result).increment(1);
-    metrics::histogram!("carcosa_sync_run_duration_seconds", "kind" => kind.as_str())
+    metrics::histogram!("carcosa_sync_duration_seconds", "kind" => kind.as_str())
         .record(elapsed.as_secs_f64());
     if let Ok(report) = outcome {
         record_changes(report);
