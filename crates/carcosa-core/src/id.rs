@@ -1,4 +1,4 @@
-//! Prefixed, sortable identifiers: `ten_…`, `evt_…`, `prj_…`, `ep_…`, `dlv_…`.
+//! Prefixed, sortable identifiers: `ten_…`, `evt_…`, `prj_…`, `ep_…`, `dlv_…`, `op_…`.
 //!
 //! Each id is a type prefix followed by a ULID in Crockford base32 (26 characters, upper case as
 //! generated; parsing accepts either case and normalises to upper). ULIDs sort by creation time,
@@ -137,6 +137,13 @@ prefixed_id!(
     DeliveryId,
     "dlv_",
     "delivery"
+);
+
+prefixed_id!(
+    /// A dashboard operator's id (`op_…`).
+    OperatorId,
+    "op_",
+    "operator"
 );
 
 #[cfg(test)]

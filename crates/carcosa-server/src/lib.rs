@@ -6,7 +6,8 @@
 //!
 //! Where things live: [`store`] (all SQL and the transactional invariants), [`routes`] (one module
 //! per resource), [`auth`] (API keys and scopes), [`extract`] (request parsing with
-//! problem+json rejections), [`error`] (the error policy), [`config`].
+//! problem+json rejections), [`error`] (the error policy), [`config`]; the dashboard: [`ui`]
+//! (pages), [`session`] (cookies, CSRF), [`operators`] (accounts, passwords, login throttle).
 
 #![warn(missing_docs)]
 
@@ -16,10 +17,13 @@ pub mod dispatcher;
 mod docs_page;
 pub mod error;
 pub mod extract;
+pub mod operators;
 pub mod routes;
 pub mod secrets;
+pub mod session;
 pub mod ssrf;
 pub mod store;
+pub mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -57,6 +61,7 @@ struct StateInner {
     address_policy: Arc<AddressPolicy>,
     secret_grace: chrono::TimeDelta,
     key_touches: std::sync::Mutex<std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>>,
+    sessions: session::SessionSettings,
 }
 
 impl AppState {
@@ -73,6 +78,7 @@ impl AppState {
                 address_policy: Arc::new(AddressPolicy::new(config.webhook_allow_private, networks)),
                 secret_grace: chrono::TimeDelta::hours(i64::from(config.webhook_secret_grace_hours)),
                 key_touches: std::sync::Mutex::default(),
+                sessions: session::SessionSettings::from_config(config),
             }),
         })
     }
@@ -114,6 +120,12 @@ impl AppState {
         &self.inner.store
     }
 
+    /// Dashboard session and login rules.
+    #[must_use]
+    pub fn sessions(&self) -> &session::SessionSettings {
+        &self.inner.sessions
+    }
+
     /// The rules tenant writes follow.
     #[must_use]
     pub fn rules(&self) -> &WriteRules {
@@ -130,6 +142,7 @@ pub fn app(state: AppState) -> Router {
     let spec = Arc::new(PublishedSpec { html: docs_page::render(&value), json });
     let max_body = state.inner.max_body_bytes;
     router
+        .merge(ui::router())
         .fallback(|| async { ApiError::not_found("no such route; see /docs for the API reference") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -186,7 +199,8 @@ pub async fn serve_with_store(
     if let Store::Postgres(pg) = &store {
         background.spawn(listen_for_deliveries(pg.clone(), store.delivery_waker(), stop_rx));
     }
-    let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
     let _ = stop_tx.send(true);
     while background.join_next().await.is_some() {}
     store.close().await;

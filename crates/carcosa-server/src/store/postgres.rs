@@ -54,3 +54,4 @@ impl PgStore {
 include!("sql.rs");
 include!("webhooks.rs");
 include!("sync_status.rs");
+include!("operators.rs");

@@ -65,3 +65,4 @@ impl SqliteStore {
 include!("sql.rs");
 include!("webhooks.rs");
 include!("sync_status.rs");
+include!("operators.rs");

@@ -9,6 +9,7 @@ mod helpers;
 mod receiver;
 
 mod concurrency;
+mod dashboard;
 mod errors;
 mod events;
 mod keys;
