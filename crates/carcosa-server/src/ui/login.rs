@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::{CsrfForm, csrf_failed, internal_error, page, parse_form, respond};
+use super::{CsrfForm, csrf_failed, internal_error, invalid_form, page, parse_form, respond};
 use crate::AppState;
 use crate::operators::{LoginOutcome, check_login};
 use crate::session::{self, COOKIE, ClientAddress, LOGIN_COOKIE, Token, cookie, read_cookie, tokens_match};
@@ -80,9 +80,8 @@ pub async fn submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form: LoginForm = match parse_form(&body) {
-        Ok(form) => form,
-        Err(response) => return response,
+    let Some(form) = parse_form::<LoginForm>(&body) else {
+        return invalid_form();
     };
     let Some(token) = read_cookie(&headers, LOGIN_COOKIE).and_then(Token::parse) else {
         return csrf_failed();

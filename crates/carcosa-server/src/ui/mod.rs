@@ -193,10 +193,15 @@ async fn not_found(signed_in: SignedIn) -> Response {
     error_page(StatusCode::NOT_FOUND, "not_found", "There is no such page.", Some(&signed_in))
 }
 
-/// Parses an `application/x-www-form-urlencoded` body (400 `invalid_form` otherwise).
-pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    serde_urlencoded::from_bytes(body)
-        .map_err(|_| error_page(StatusCode::BAD_REQUEST, "invalid_form", "The form could not be read.", None))
+/// An `application/x-www-form-urlencoded` body as `T`, if it reads as one.
+pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Option<T> {
+    serde_urlencoded::from_bytes(body).ok()
+}
+
+/// 400 `invalid_form`.
+#[must_use]
+pub fn invalid_form() -> Response {
+    error_page(StatusCode::BAD_REQUEST, "invalid_form", "The form could not be read.", None)
 }
 
 /// A form posted by a signed-in operator, its CSRF token checked: signed-out requests are
@@ -219,15 +224,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
         }
         let (mut parts, body) = req.into_parts();
         let signed_in = SignedIn::from_request_parts(&mut parts, state).await?;
-        let bytes = Bytes::from_request(Request::from_parts(parts, body), state).await.map_err(|_| {
-            error_page(StatusCode::BAD_REQUEST, "invalid_form", "The form could not be read.", None)
-        })?;
+        let bytes =
+            Bytes::from_request(Request::from_parts(parts, body), state).await.map_err(|_| invalid_form())?;
         let given =
             serde_urlencoded::from_bytes::<Token>(&bytes).ok().and_then(|t| t.csrf).unwrap_or_default();
         if !tokens_match(&signed_in.csrf, &given) {
             return Err(csrf_failed());
         }
-        let form = parse_form(&bytes)?;
+        let form = parse_form(&bytes).ok_or_else(invalid_form)?;
         Ok(Self { signed_in, form })
     }
 }
