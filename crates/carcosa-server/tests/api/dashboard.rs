@@ -8,7 +8,7 @@ use carcosa_core::{Email, ProjectId, Role};
 use carcosa_server::operators::{OperatorIn, create_operator, ensure_first_admin};
 use carcosa_server::store::{Operator, ProjectRole};
 
-use crate::helpers::{Backend, TestApp, spawn};
+use crate::helpers::{Backend, TestApp, spawn, spawn_with};
 use crate::on_both_backends;
 
 const PASSWORD: &str = "correct horse battery";
@@ -286,7 +286,62 @@ async fn the_first_admin_is_created_once_and_can_sign_in(backend: Backend) {
     app.finish().await;
 }
 
+/// Moves every session's `column` back by `by`, as if time had passed.
+async fn age_sessions(app: &TestApp, column: &str, by: chrono::TimeDelta) {
+    let url = app.config.database_url.expose();
+    let sql = format!("UPDATE operator_sessions SET {column} = $1");
+    let at = chrono::Utc::now() - by;
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::query(&sql).bind(at).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query(&sql).bind(at).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
+async fn sessions_end_when_idle_or_old(backend: Backend) {
+    let app = spawn(backend).await;
+    operator(&app, "ada@example.com", "Ada", Some(Role::Owner), None).await;
+    let mut browser = Browser::new(&app);
+    browser.login("ada@example.com", PASSWORD).await;
+    age_sessions(&app, "last_seen_at", chrono::TimeDelta::hours(11)).await;
+    assert_eq!(browser.get("/ui/").await.status, 200, "11 h idle is within the default 12 h");
+    age_sessions(&app, "last_seen_at", chrono::TimeDelta::hours(13)).await;
+    let idle = browser.get("/ui/").await;
+    assert_eq!((idle.status, idle.location()), (303, Some("/ui/login")), "idle too long");
+
+    browser.login("ada@example.com", PASSWORD).await;
+    assert_eq!(browser.get("/ui/").await.status, 200);
+    age_sessions(&app, "created_at", chrono::TimeDelta::days(8)).await;
+    let old = browser.get("/ui/").await;
+    assert_eq!((old.status, old.location()), (303, Some("/ui/login")), "past the 7-day absolute limit");
+    app.finish().await;
+}
+
+async fn cookies_are_secure_behind_https(backend: Backend) {
+    let app = spawn_with(backend, |c| c.public_url = "https://carcosa.example.com".into()).await;
+    operator(&app, "ada@example.com", "Ada", Some(Role::Owner), None).await;
+    let mut browser = Browser::new(&app);
+    let signed_in = browser.login("ada@example.com", PASSWORD).await;
+    let cookie = signed_in.set_cookies().into_iter().find(|c| c.starts_with("carcosa_session=")).unwrap();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+    app.finish().await;
+
+    let app = spawn(backend).await;
+    let mut browser = Browser::new(&app);
+    let request =
+        browser.client.get(format!("{}/ui/login", app.address)).header("x-forwarded-proto", "https");
+    let form = browser.send(request).await;
+    assert!(form.set_cookies().iter().all(|c| c.ends_with("; Secure")), "{:?}", form.set_cookies());
+    app.finish().await;
+}
+
 on_both_backends!(
+    sessions_end_when_idle_or_old,
+    cookies_are_secure_behind_https,
     a_login_sets_a_fresh_session_cookie_each_time,
     wrong_passwords_and_unknown_emails_get_one_generic_answer,
     repeated_failures_are_throttled_per_account_and_per_address,
