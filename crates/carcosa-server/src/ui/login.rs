@@ -27,6 +27,10 @@ pub async fn form(State(state): State<AppState>, request: axum::extract::Request
     if let Ok(Some(_)) = session::current(&parts, &state).await {
         return Redirect::to("/ui/").into_response();
     }
+    // Keep a token the browser already has, so a second tab's form stays valid.
+    if let Some(token) = read_cookie(&parts.headers, LOGIN_COOKIE).and_then(Token::parse) {
+        return login_page(StatusCode::OK, &token, "", None);
+    }
     let token = Token::generate();
     let secure = session::is_secure(&parts.headers, state.sessions());
     let mut response = login_page(StatusCode::OK, &token, "", None);
