@@ -21,10 +21,8 @@ pub async fn show(State(state): State<AppState>, signed_in: SignedIn) -> Respons
     let operator = &signed_in.operator;
     let body = html! {
         h1 { "Projects" }
-        p.muted {
-            "Signed in as " strong { (operator.name) } " (" (operator.email) ")"
-            @if let Some(role) = operator.global_role { ", " (role) " of every project" }
-            "."
+        @if let Some(role) = operator.global_role {
+            p.muted { "You are " (role) " of every project." }
         }
         @if visible.is_empty() {
             p.card { "You have no role in any project yet. An owner can give you one." }

@@ -66,9 +66,10 @@ button.link { background: none; color: var(--accent); border-color: var(--line);
 .error { color: var(--bad); border: 1px solid var(--bad); border-radius: 6px; padding: .5rem .75rem; }
 .muted { color: var(--muted); }
 table { width: 100%; border-collapse: collapse; }
+caption { text-align: left; padding: 0 .5rem .5rem; }
 th, td { text-align: left; padding: .5rem; border-bottom: 1px solid var(--line); }
 code { font-size: .9em; word-break: break-all; }
-@media (max-width: 40rem) { th.optional, td.optional { display: none; } }
+@media (max-width: 40rem) { th.optional, td.optional { display: none; } header.top .who { font-size: .875rem; } }
 "#;
 
 /// The Content-Security-Policy of every dashboard page: nothing but this server, no scripts, and
