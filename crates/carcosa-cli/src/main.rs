@@ -48,6 +48,9 @@ enum Command {
     /// Measure Carcosa on this machine (see docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(commands::bench::Command),
+    /// Create and list dashboard operators, set their passwords.
+    #[command(subcommand)]
+    User(commands::user::Command),
     /// Webhook tools for development.
     #[command(subcommand)]
     Webhook(commands::webhook::Command),
@@ -90,6 +93,7 @@ async fn run(command: Command, config: Config, app_database: Option<String>) -> 
         Command::Migrate => commands::migrate::run(config).await,
         Command::Project(command) => commands::project::run(command, config).await,
         Command::Key(command) => commands::key::run(command, config).await,
+        Command::User(command) => commands::user::run(command, config).await,
         Command::Webhook(command) => commands::webhook::run(command).await,
         Command::Bench(command) => commands::bench::run(command).await,
     }

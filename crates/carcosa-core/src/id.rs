@@ -1,4 +1,4 @@
-//! Prefixed, sortable identifiers: `ten_…`, `evt_…`, `prj_…`, `ep_…`, `dlv_…`, `aud_…`.
+//! Prefixed, sortable identifiers: `ten_…`, `evt_…`, `prj_…`, `ep_…`, `dlv_…`, `aud_…`, `op_…`.
 //!
 //! Each id is a type prefix followed by a ULID in Crockford base32 (26 characters, upper case as
 //! generated; parsing accepts either case and normalises to upper). ULIDs sort by creation time,
@@ -150,6 +150,13 @@ prefixed_id!(
     AuditId,
     "aud_",
     "audit entry"
+);
+
+prefixed_id!(
+    /// A dashboard operator's id (`op_…`).
+    OperatorId,
+    "op_",
+    "operator"
 );
 
 #[cfg(test)]

@@ -24,6 +24,15 @@
 //! | `webhook_allow_private` | `CARCOSA_WEBHOOK_ALLOW_PRIVATE` | `false` |
 //! | `webhook_allow_cidrs` | `CARCOSA_WEBHOOK_ALLOW_CIDRS` (comma-separated) | none |
 //! | `webhook_poll_interval_ms` | `CARCOSA_WEBHOOK_POLL_INTERVAL_MS` | `1000` |
+//! | `public_url` | `CARCOSA_PUBLIC_URL` | unset; when `https://…`, dashboard cookies are `Secure` |
+//! | `session_idle_hours` | `CARCOSA_SESSION_IDLE_HOURS` | `12` (a dashboard session unused this long ends) |
+//! | `session_absolute_hours` | `CARCOSA_SESSION_ABSOLUTE_HOURS` | `168` (7 days after login, a session ends) |
+//! | `login_max_failures` | `CARCOSA_LOGIN_MAX_FAILURES` | `5` (per account and per address, in the window) |
+//! | `login_failure_window_mins` | `CARCOSA_LOGIN_FAILURE_WINDOW_MINS` | `15` |
+//!
+//! Not configuration, read once by `carcosa serve` when no operator exists yet:
+//! `CARCOSA_ADMIN_EMAIL` (default `admin@localhost`) and `CARCOSA_ADMIN_PASSWORD` (generated and
+//! printed once on stderr when unset); see `docs/dashboard.md`.
 //!
 //! The database URL may hold a password and the master key is a secret: [`DatabaseUrl`] and
 //! [`SecretString`] hide them from `Debug`, and [`Config::to_redacted_toml`] prints neither.
@@ -85,6 +94,18 @@ pub struct Config {
     pub webhook_allow_cidrs: Vec<String>,
     /// How often the dispatcher looks for due deliveries when nothing wakes it.
     pub webhook_poll_interval_ms: u64,
+    /// The URL people reach Carcosa at, if it differs from the listen address (behind a proxy);
+    /// empty when unset. `https://…` makes dashboard cookies `Secure`.
+    pub public_url: String,
+    /// A dashboard session unused this long ends.
+    pub session_idle_hours: u32,
+    /// A dashboard session ends this long after login, however much it is used.
+    pub session_absolute_hours: u32,
+    /// Failed logins per account, and per address, allowed within the window before more are
+    /// refused with 429.
+    pub login_max_failures: u32,
+    /// The window failed logins are counted in.
+    pub login_failure_window_mins: u32,
 }
 
 impl Default for Config {
@@ -112,6 +133,11 @@ impl Default for Config {
             webhook_allow_private: false,
             webhook_allow_cidrs: Vec::new(),
             webhook_poll_interval_ms: 1000,
+            public_url: String::new(),
+            session_idle_hours: 12,
+            session_absolute_hours: 168,
+            login_max_failures: 5,
+            login_failure_window_mins: 15,
         }
     }
 }

@@ -7,7 +7,8 @@
 //! Where things live: [`store`] (all SQL and the transactional invariants), [`routes`] (one module
 //! per resource), [`auth`] (API keys and scopes), [`audit`] (who made a change, from where),
 //! [`extract`] (request parsing with problem+json rejections), [`error`] (the error policy),
-//! [`config`].
+//! [`config`]; the dashboard: [`ui`] (pages), [`session`] (cookies, CSRF), [`operators`]
+//! (accounts, passwords, login throttle).
 
 #![warn(missing_docs)]
 
@@ -18,10 +19,13 @@ pub mod dispatcher;
 mod docs_page;
 pub mod error;
 pub mod extract;
+pub mod operators;
 pub mod routes;
 pub mod secrets;
+pub mod session;
 pub mod ssrf;
 pub mod store;
+pub mod ui;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -60,6 +64,7 @@ struct StateInner {
     address_policy: Arc<AddressPolicy>,
     secret_grace: chrono::TimeDelta,
     key_touches: std::sync::Mutex<std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>>,
+    sessions: session::SessionSettings,
 }
 
 impl AppState {
@@ -76,6 +81,7 @@ impl AppState {
                 address_policy: Arc::new(AddressPolicy::new(config.webhook_allow_private, networks)),
                 secret_grace: chrono::TimeDelta::hours(i64::from(config.webhook_secret_grace_hours)),
                 key_touches: std::sync::Mutex::default(),
+                sessions: session::SessionSettings::from_config(config),
             }),
         })
     }
@@ -117,6 +123,12 @@ impl AppState {
         &self.inner.store
     }
 
+    /// Dashboard session and login rules.
+    #[must_use]
+    pub fn sessions(&self) -> &session::SessionSettings {
+        &self.inner.sessions
+    }
+
     /// The rules tenant writes follow.
     #[must_use]
     pub fn rules(&self) -> &WriteRules {
@@ -133,6 +145,7 @@ pub fn app(state: AppState) -> Router {
     let spec = Arc::new(PublishedSpec { html: docs_page::render(&value), json });
     let max_body = state.inner.max_body_bytes;
     router
+        .merge(ui::router())
         .fallback(|| async { ApiError::not_found("no such route; see /docs for the API reference") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

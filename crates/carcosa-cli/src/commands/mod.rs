@@ -6,6 +6,7 @@ pub mod migrate;
 pub mod project;
 pub mod serve;
 pub mod sync;
+pub mod user;
 pub mod webhook;
 
 use anyhow::Context;

@@ -27,10 +27,11 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
         format!("cannot listen on {} (set CARCOSA_LISTEN or `listen` in the config file)", config.listen)
     })?;
+    first_admin(&store).await?;
     let address = listener.local_addr()?;
     let database = config.database_url.redacted();
     eprintln!(
-        "\n  Carcosa {version} is listening on http://{address}\n  database:  {database}\n  API docs:  http://{address}/docs\n\n  \
+        "\n  Carcosa {version} is listening on http://{address}\n  database:  {database}\n  API docs:  http://{address}/docs\n  dashboard: http://{address}/ui/\n\n  \
 No project yet? Create one (it prints an API key):\n    carcosa project create --name \"My SaaS\"\n  \
 (from a clone of the repository: cargo run --release -- project create --name \"My SaaS\")\n",
         version = env!("CARGO_PKG_VERSION"),
@@ -38,6 +39,30 @@ No project yet? Create one (it prints an API key):\n    carcosa project create -
     tracing::info!(%address, database, "carcosa started");
     carcosa_server::serve_with_store(store, config, listener, shutdown).await?;
     tracing::info!("carcosa stopped");
+    Ok(())
+}
+
+/// Creates the first operator when there is none: an owner of every project, from
+/// `CARCOSA_ADMIN_EMAIL` and `CARCOSA_ADMIN_PASSWORD`, or with a generated password printed here,
+/// once, on stderr (never through the log).
+async fn first_admin(store: &carcosa_server::store::Store) -> anyhow::Result<()> {
+    let email = std::env::var("CARCOSA_ADMIN_EMAIL").ok().filter(|e| !e.trim().is_empty());
+    let password = std::env::var("CARCOSA_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
+    let Some(admin) =
+        carcosa_server::operators::ensure_first_admin(store, email.as_deref(), password.as_deref()).await?
+    else {
+        return Ok(());
+    };
+    tracing::info!(operator = %admin.operator.id, "created the first dashboard operator");
+    match admin.generated_password {
+        Some(password) => eprintln!(
+            "\n  First start: created the dashboard admin {email}\n  with the password  {password}\n  \
+It is shown only this once; change it with `carcosa user set-password --email {email}`.",
+            email = admin.operator.email,
+            password = password.expose(),
+        ),
+        None => eprintln!("\n  First start: created the dashboard admin {}", admin.operator.email),
+    }
     Ok(())
 }
 

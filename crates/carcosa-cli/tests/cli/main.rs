@@ -5,3 +5,4 @@ mod crash;
 mod quickstart;
 mod support;
 mod sync;
+mod users;

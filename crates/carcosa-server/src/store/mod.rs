@@ -86,6 +86,9 @@ pub enum StoreError {
         /// The newest event.
         newest: EventCursor,
     },
+    /// Another operator has this email.
+    #[error("another operator has this email")]
+    EmailTaken,
     /// The database failed or is unreachable.
     #[error(transparent)]
     Database(sqlx::Error),
@@ -231,6 +234,9 @@ macro_rules! on_backend {
         }
     };
 }
+
+mod accounts;
+pub use accounts::{NewOperator, Operator, ProjectRole, SessionRecord, StoredOperator};
 
 impl Store {
     /// Opens the database `url` names: `sqlite://path` (created if missing) or

@@ -62,3 +62,4 @@ include!("sql.rs");
 include!("webhooks.rs");
 include!("sync_status.rs");
 include!("audit.rs");
+include!("operators.rs");

@@ -75,3 +75,4 @@ include!("sql.rs");
 include!("webhooks.rs");
 include!("sync_status.rs");
 include!("audit.rs");
+include!("operators.rs");

@@ -10,6 +10,7 @@ mod receiver;
 
 mod audit;
 mod concurrency;
+mod dashboard;
 mod errors;
 mod events;
 mod keys;
