@@ -157,6 +157,12 @@ impl From<StoreError> for ApiError {
                 "Invalid text",
                 "text cannot contain the NUL character (\\u0000)",
             ),
+            StoreError::EmailTaken => Self::new(
+                StatusCode::CONFLICT,
+                "email_taken",
+                "Email taken",
+                "another operator already has this email address",
+            ),
             StoreError::IdempotencyMismatch => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",

@@ -263,6 +263,12 @@ async fn prune_loop(store: Store, config: Config, mut stop: watch::Receiver<bool
                 Err(err) => tracing::warn!(error = %err, "pruning the audit log failed; will retry"),
             }
         }
+        let settings = session::SessionSettings::from_config(&config);
+        let (idle, created, failures) =
+            (now - settings.idle, now - settings.absolute, now - settings.throttle.window);
+        if let Err(err) = store.prune_sessions(idle, created, failures).await {
+            tracing::warn!(error = %err, "pruning expired sessions failed; will retry");
+        }
         match store.prune(now - event_retention, now - key_retention).await {
             Ok(report) if report.events + report.idempotency_keys + report.deliveries > 0 => {
                 tracing::info!(
