@@ -215,10 +215,16 @@ impl TableMapping {
                 .flatten(),
         );
         columns.extend(&self.touch);
-        if self.primary_key.fill != KeyFill::Database {
+        if self.fills_key() {
             columns.push(&self.primary_key.column);
         }
         columns
+    }
+
+    /// Whether the sync writes the local key of rows it inserts (it has a fill, and is not the
+    /// Carcosa id column, which is written anyway).
+    fn fills_key(&self) -> bool {
+        self.primary_key.fill != KeyFill::Database && self.primary_key.column != self.carcosa_id
     }
 
     /// Every name in the mapping is a plain SQL identifier (letters, digits, `_`, not starting
@@ -515,6 +521,11 @@ mod tests {
         assert!(camel.validate().is_ok());
         let twice = TableMapping { name: "slug".into(), ..TableMapping::default() };
         assert!(twice.validate().unwrap_err().to_string().contains("mapped twice"));
+        let keyed_by_carcosa_id = TableMapping {
+            primary_key: PrimaryKey { column: "carcosa_id".into(), fill: KeyFill::CarcosaId },
+            ..TableMapping::default()
+        };
+        assert!(keyed_by_carcosa_id.validate().is_ok(), "the Carcosa id may be the table's key");
     }
 
     #[test]

@@ -131,7 +131,7 @@ impl Backend {
             sqlx::query(&sql(&create)).execute(&mut *tx).await?;
             key.column != m.carcosa_id
         } else {
-            if key.fill != KeyFill::Database && !existing.contains_key(&key.column) {
+            if m.fills_key() && !existing.contains_key(&key.column) {
                 return Err(LocalError::Mapping(format!(
                     "the table `{}` has no primary key column `{}` to fill",
                     m.table, key.column
@@ -360,11 +360,10 @@ impl Backend {
 
     /// The local key a new row gets, when the sync fills it.
     fn new_key(&self, id: &str) -> Option<String> {
-        let key = &self.mapping.primary_key;
-        if key.column == self.mapping.carcosa_id {
+        if !self.mapping.fills_key() {
             return None;
         }
-        super::keys::new_key(key.fill, id)
+        super::keys::new_key(self.mapping.primary_key.fill, id)
     }
 
     /// Inserts or updates rows, many per statement (each tenant at most once per statement; the
@@ -372,7 +371,7 @@ impl Backend {
     async fn insert_rows(&self, tx: &mut sqlx::Transaction<'_, Db>, tenants: &[&Tenant]) -> Result<(), LocalError> {
         let m = &self.mapping;
         let now = Utc::now();
-        let fills_key = self.new_key("").is_some();
+        let fills_key = m.fills_key();
         let width = m.written_columns().len() + 1;
         for chunk in tenants.chunks(MAX_BINDS / width) {
             let metadata: Vec<String> = chunk.iter().map(|t| metadata_text(t)).collect::<Result<_, _>>()?;
