@@ -87,6 +87,12 @@ impl Actor {
     pub fn cli(user: impl Into<String>) -> Self {
         Self { kind: ActorKind::Cli, id: user.into() }
     }
+
+    /// A dashboard operator (`op_…`).
+    #[must_use]
+    pub fn operator(operator_id: impl ToString) -> Self {
+        Self { kind: ActorKind::Operator, id: operator_id.to_string() }
+    }
 }
 
 /// What was done: a stable dotted name, `<object>.<verb>`.
@@ -96,6 +102,10 @@ pub enum AuditAction {
     /// A project was created (with its first key, recorded as `key.create`).
     #[serde(rename = "project.create")]
     ProjectCreate,
+    /// A project was deleted, with its tenants, events, keys and endpoints (its audit log
+    /// stays until retention removes it).
+    #[serde(rename = "project.delete")]
+    ProjectDelete,
     /// An API key was created.
     #[serde(rename = "key.create")]
     KeyCreate,
@@ -132,12 +142,22 @@ pub enum AuditAction {
     /// An endpoint's failed deliveries were queued again.
     #[serde(rename = "webhook_delivery.recover")]
     DeliveryRecover,
+    /// An operator account was created with a role in the project.
+    #[serde(rename = "operator.create")]
+    OperatorCreate,
+    /// An operator was given a role in the project, or their role there changed.
+    #[serde(rename = "operator.role_set")]
+    OperatorRoleSet,
+    /// An operator's role in the project was taken away.
+    #[serde(rename = "operator.role_remove")]
+    OperatorRoleRemove,
 }
 
 impl AuditAction {
     /// Every action, in a stable order.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 17] = [
         Self::ProjectCreate,
+        Self::ProjectDelete,
         Self::KeyCreate,
         Self::KeyRevoke,
         Self::TenantCreate,
@@ -150,6 +170,9 @@ impl AuditAction {
         Self::EndpointSendTest,
         Self::DeliveryResend,
         Self::DeliveryRecover,
+        Self::OperatorCreate,
+        Self::OperatorRoleSet,
+        Self::OperatorRoleRemove,
     ];
 
     /// The action as stored and sent: `tenant.create`, …
@@ -157,6 +180,7 @@ impl AuditAction {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ProjectCreate => "project.create",
+            Self::ProjectDelete => "project.delete",
             Self::KeyCreate => "key.create",
             Self::KeyRevoke => "key.revoke",
             Self::TenantCreate => "tenant.create",
@@ -169,6 +193,9 @@ impl AuditAction {
             Self::EndpointSendTest => "webhook_endpoint.send_test",
             Self::DeliveryResend => "webhook_delivery.resend",
             Self::DeliveryRecover => "webhook_delivery.recover",
+            Self::OperatorCreate => "operator.create",
+            Self::OperatorRoleSet => "operator.role_set",
+            Self::OperatorRoleRemove => "operator.role_remove",
         }
     }
 }
@@ -209,12 +236,20 @@ pub enum TargetType {
     WebhookEndpoint,
     /// A webhook delivery (`dlv_…`).
     WebhookDelivery,
+    /// A dashboard operator (`op_…`).
+    Operator,
 }
 
 impl TargetType {
     /// Every target type, in a stable order.
-    pub const ALL: [Self; 5] =
-        [Self::Project, Self::Key, Self::Tenant, Self::WebhookEndpoint, Self::WebhookDelivery];
+    pub const ALL: [Self; 6] = [
+        Self::Project,
+        Self::Key,
+        Self::Tenant,
+        Self::WebhookEndpoint,
+        Self::WebhookDelivery,
+        Self::Operator,
+    ];
 
     /// The type as stored and sent: `tenant`, `webhook_endpoint`, …
     #[must_use]
@@ -225,6 +260,7 @@ impl TargetType {
             Self::Tenant => "tenant",
             Self::WebhookEndpoint => "webhook_endpoint",
             Self::WebhookDelivery => "webhook_delivery",
+            Self::Operator => "operator",
         }
     }
 }

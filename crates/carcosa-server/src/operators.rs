@@ -12,6 +12,7 @@ use carcosa_core::{Email, Role};
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::Rng;
 
+use crate::audit::AuditContext;
 use crate::store::{NewOperator, Operator, ProjectRole, Store, StoreError};
 
 /// Why an operator could not be created or changed.
@@ -87,10 +88,15 @@ pub struct OperatorIn {
     pub project_role: Option<ProjectRole>,
 }
 
-/// Hashes the password and stores the operator.
-pub async fn create_operator(store: &Store, new: OperatorIn) -> Result<Operator, AccountError> {
+/// Hashes the password and stores the operator; `audit` says who did it (recorded as
+/// `operator.create` in the project the new operator gets a role in, if any).
+pub async fn create_operator(
+    store: &Store,
+    new: OperatorIn,
+    audit: &AuditContext,
+) -> Result<Operator, AccountError> {
     let new = prepare(new).await?;
-    Ok(store.create_operator(&new).await?)
+    Ok(store.create_operator(&new, audit).await?)
 }
 
 /// Sets a new password (which ends the operator's sessions).

@@ -61,7 +61,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 project_role: project.map(|project| ProjectRole { project, role }),
             };
             let store = super::open(&config).await?;
-            let created = operators::create_operator(&store, new).await;
+            let created = operators::create_operator(&store, new, &super::audit_context()).await;
             store.close().await;
             let operator = created.map_err(|e| match e {
                 AccountError::Store(StoreError::EmailTaken) => {

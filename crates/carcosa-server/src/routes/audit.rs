@@ -23,29 +23,29 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Query parameters of `GET /v1/audit-log`.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct AuditQuery {
+pub(crate) struct AuditQuery {
     /// Only this actor's entries: `key:<key id>`, `cli:<user>`, `operator:<id>`, or an id of any
     /// kind.
     #[param(max_length = 209)]
-    actor: Option<String>,
+    pub(crate) actor: Option<String>,
     /// Only this action, e.g. `tenant.update`.
     #[param(value_type = Option<AuditAction>)]
-    action: Option<String>,
+    pub(crate) action: Option<String>,
     /// Only entries about this object (a tenant, endpoint, delivery or project id, or a key id).
     #[param(max_length = 200)]
-    target: Option<String>,
+    pub(crate) target: Option<String>,
     /// Only entries at or after this time (RFC 3339; encode `+` as `%2B`).
-    since: Option<String>,
+    pub(crate) since: Option<String>,
     /// Only entries before this time (RFC 3339).
-    until: Option<String>,
+    pub(crate) until: Option<String>,
     /// Page size, 1–1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
-    limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// `next_cursor` of the previous page (empty = the newest entries).
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// Read the audit log.
@@ -77,7 +77,8 @@ async fn list_audit_log(
 
 /// Checks the filters; each mistake has its own code. An empty filter (`actor=`, as an HTML form
 /// sends it) is no filter, like an empty `cursor`.
-fn filter(query: AuditQuery) -> Result<AuditFilter, ApiError> {
+/// The checked filter of an audit query (for the API and the dashboard).
+pub(crate) fn filter(query: AuditQuery) -> Result<AuditFilter, ApiError> {
     let bad = |code, detail: String| ApiError::new(StatusCode::BAD_REQUEST, code, "Invalid filter", detail);
     let given = |text: Option<String>| text.filter(|t| !t.is_empty());
     let query = AuditQuery {

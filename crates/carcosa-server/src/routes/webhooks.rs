@@ -10,13 +10,14 @@ use carcosa_core::endpoint::{
     parse_description,
 };
 use carcosa_core::webhook::WebhookSecret;
-use carcosa_core::{DeliveryId, EndpointId, EventId, Problem};
+use carcosa_core::{DeliveryId, EndpointId, EventId, Problem, ProjectId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::audit::AuditContext;
 use crate::auth::{Authorized, scope};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, cursor_param};
@@ -63,11 +64,11 @@ fn checked_filter(patterns: Option<&Vec<String>>) -> Result<Option<Vec<String>>,
     Ok(patterns.map(|p| EventTypeFilter::parse(p)).transpose()?.map(|f| f.patterns().to_vec()))
 }
 
-fn endpoint_id(text: &str) -> Result<EndpointId, ApiError> {
+pub(crate) fn endpoint_id(text: &str) -> Result<EndpointId, ApiError> {
     EndpointId::parse(text).map_err(|_| ApiError::not_found("no such webhook endpoint in this project"))
 }
 
-fn not_found_endpoint(err: crate::store::StoreError) -> ApiError {
+pub(crate) fn not_found_endpoint(err: crate::store::StoreError) -> ApiError {
     match err {
         crate::store::StoreError::NotFound => ApiError::not_found("no such webhook endpoint in this project"),
         other => other.into(),
@@ -101,9 +102,20 @@ async fn create_endpoint(
     auth: Authorized<scope::WebhooksManage>,
     ApiJson(body): ApiJson<EndpointIn>,
 ) -> Result<Response, ApiError> {
+    let created = create(&state, auth.project(), body, &auth.audit()).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+/// Creates an endpoint of `project` with a new signing secret (for the API and the dashboard).
+pub(crate) async fn create(
+    state: &AppState,
+    project: ProjectId,
+    body: EndpointIn,
+    audit: &AuditContext,
+) -> Result<EndpointWithSecret, ApiError> {
     let description = parse_description(body.description.as_deref())?;
     let event_types = checked_filter(body.event_types.as_ref())?;
-    let url = checked_url(&state, &body.url).await?;
+    let url = checked_url(state, &body.url).await?;
     let secret = WebhookSecret::generate();
     let new = NewEndpoint {
         url,
@@ -112,9 +124,9 @@ async fn create_endpoint(
         enabled: body.enabled.unwrap_or(true),
         secret: state.secrets().seal(secret.as_bytes()),
     };
-    let record = state.store().create_endpoint(auth.project(), new, &auth.audit()).await?;
+    let record = state.store().create_endpoint(project, new, audit).await?;
     tracing::info!(endpoint_id = %record.endpoint.id, "webhook endpoint created");
-    Ok((StatusCode::CREATED, Json(with_secret(record, &secret))).into_response())
+    Ok(with_secret(record, &secret))
 }
 
 /// The list of a project's endpoints.
@@ -182,24 +194,32 @@ async fn update_endpoint(
     ApiPath(id): ApiPath,
     ApiJson(body): ApiJson<EndpointPatch>,
 ) -> Result<Json<EndpointOut>, ApiError> {
-    let id = endpoint_id(&id)?;
+    Ok(Json(update(&state, auth.project(), endpoint_id(&id)?, body, &auth.audit()).await?))
+}
+
+/// Changes an endpoint of `project` (for the API and the dashboard).
+pub(crate) async fn update(
+    state: &AppState,
+    project: ProjectId,
+    id: EndpointId,
+    body: EndpointPatch,
+    audit: &AuditContext,
+) -> Result<EndpointOut, ApiError> {
     let description = body.description.map(|d| parse_description(d.as_deref())).transpose()?;
     let event_types = body.event_types.map(|t| checked_filter(t.as_ref())).transpose()?;
     let url = match body.url {
-        Some(url) => Some(checked_url(&state, &url).await?),
+        Some(url) => Some(checked_url(state, &url).await?),
         None => None,
     };
     let changes = EndpointChanges { url, description, event_types, enabled: body.enabled };
-    let before = state.store().get_endpoint(auth.project(), id).await.map_err(not_found_endpoint)?;
-    let record = state
-        .store()
-        .update_endpoint(auth.project(), id, changes, &auth.audit())
-        .await
-        .map_err(not_found_endpoint)?;
+    let before = state.store().get_endpoint(project, id).await.map_err(not_found_endpoint)?;
+    let record =
+        state.store().update_endpoint(project, id, changes, audit).await.map_err(not_found_endpoint)?;
     if before.endpoint.enabled != record.endpoint.enabled {
-        tracing::info!(endpoint_id = %id, enabled = record.endpoint.enabled, key_id = %auth.principal.key_id, "webhook endpoint {}", if record.endpoint.enabled { "enabled" } else { "disabled" });
+        let what = if record.endpoint.enabled { "enabled" } else { "disabled" };
+        tracing::info!(endpoint_id = %id, enabled = record.endpoint.enabled, actor = %audit.actor.id, "webhook endpoint {what}");
     }
-    Ok(Json(record.endpoint))
+    Ok(record.endpoint)
 }
 
 /// Delete a webhook endpoint and its delivery log.
@@ -242,22 +262,26 @@ async fn rotate_secret(
     auth: Authorized<scope::WebhooksManage>,
     ApiPath(id): ApiPath,
 ) -> Result<Json<EndpointWithSecret>, ApiError> {
-    let id = endpoint_id(&id)?;
+    Ok(Json(rotate(&state, auth.project(), endpoint_id(&id)?, &auth.audit()).await?))
+}
+
+/// Gives an endpoint of `project` a new signing secret; the old one keeps signing for the
+/// grace period (for the API and the dashboard).
+pub(crate) async fn rotate(
+    state: &AppState,
+    project: ProjectId,
+    id: EndpointId,
+    audit: &AuditContext,
+) -> Result<EndpointWithSecret, ApiError> {
     let secret = WebhookSecret::generate();
     let until = chrono::Utc::now() + state.secret_grace();
     let record = state
         .store()
-        .rotate_endpoint_secret(
-            auth.project(),
-            id,
-            state.secrets().seal(secret.as_bytes()),
-            until,
-            &auth.audit(),
-        )
+        .rotate_endpoint_secret(project, id, state.secrets().seal(secret.as_bytes()), until, audit)
         .await
         .map_err(not_found_endpoint)?;
     tracing::info!(endpoint_id = %id, previous_valid_until = %until, "webhook secret rotated");
-    Ok(Json(with_secret(record, &secret)))
+    Ok(with_secret(record, &secret))
 }
 
 /// What `send_test` queued.
@@ -289,8 +313,18 @@ async fn send_test(
     auth: Authorized<scope::WebhooksManage>,
     ApiPath(id): ApiPath,
 ) -> Result<Response, ApiError> {
-    let id = endpoint_id(&id)?;
-    let record = state.store().get_endpoint(auth.project(), id).await.map_err(not_found_endpoint)?;
+    let queued = queue_test(&state, auth.project(), endpoint_id(&id)?, &auth.audit()).await?;
+    Ok((StatusCode::ACCEPTED, Json(queued)).into_response())
+}
+
+/// Queues a test event for an enabled endpoint of `project` (for the API and the dashboard).
+pub(crate) async fn queue_test(
+    state: &AppState,
+    project: ProjectId,
+    id: EndpointId,
+    audit: &AuditContext,
+) -> Result<TestQueued, ApiError> {
+    let record = state.store().get_endpoint(project, id).await.map_err(not_found_endpoint)?;
     if !record.endpoint.enabled {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -306,11 +340,9 @@ async fn send_test(
         endpoint_id: id,
     };
     let payload = serde_json::to_string(&event).map_err(|e| ApiError::internal(&e))?;
-    let delivery_id = state
-        .store()
-        .enqueue_delivery(auth.project(), id, &event.id, TEST_EVENT_TYPE, &payload, &auth.audit())
-        .await?;
-    Ok((StatusCode::ACCEPTED, Json(TestQueued { delivery_id, event })).into_response())
+    let delivery_id =
+        state.store().enqueue_delivery(project, id, &event.id, TEST_EVENT_TYPE, &payload, audit).await?;
+    Ok(TestQueued { delivery_id, event })
 }
 
 /// Query parameters of the delivery log.

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Store, StoreError};
+use crate::audit::AuditContext;
 
 /// A dashboard operator (never with the password hash).
 #[derive(Debug, Clone, Serialize)]
@@ -82,15 +83,20 @@ pub struct SessionRecord {
 
 impl Store {
     /// Creates an operator; [`StoreError::EmailTaken`] if the email is in use,
-    /// [`StoreError::NotFound`] if the project role names no project.
-    pub async fn create_operator(&self, new: &NewOperator) -> Result<Operator, StoreError> {
-        let created = on_backend!(self, s => s.create_operator(new, false).await)?;
+    /// [`StoreError::NotFound`] if the project role names no project. With a project role, the
+    /// creation is audited (`operator.create`) in that project.
+    pub async fn create_operator(
+        &self,
+        new: &NewOperator,
+        audit: &AuditContext,
+    ) -> Result<Operator, StoreError> {
+        let created = on_backend!(self, s => s.create_operator(new, false, Some(audit)).await)?;
         created.ok_or(StoreError::NotFound)
     }
 
     /// Creates `new` only if there is no operator at all yet; `None` if there was one.
     pub async fn create_first_operator(&self, new: &NewOperator) -> Result<Option<Operator>, StoreError> {
-        on_backend!(self, s => s.create_operator(new, true).await)
+        on_backend!(self, s => s.create_operator(new, true, None).await)
     }
 
     /// An operator and their password hash, by email.

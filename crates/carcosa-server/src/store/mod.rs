@@ -236,7 +236,9 @@ macro_rules! on_backend {
 }
 
 mod accounts;
+mod overview;
 pub use accounts::{NewOperator, Operator, ProjectRole, SessionRecord, StoredOperator};
+pub use overview::{HourlyDeliveries, ProjectOverview};
 
 impl Store {
     /// Opens the database `url` names: `sqlite://path` (created if missing) or

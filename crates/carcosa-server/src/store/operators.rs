@@ -9,7 +9,12 @@ use super::accounts::{NewOperator, Operator, ProjectRole, SessionRecord, StoredO
 const OPERATOR_COLUMNS: &str = "id, email, name, password_hash, global_role, created_at, updated_at";
 
 impl Backend {
-    pub(crate) async fn create_operator(&self, new: &NewOperator, only_if_none: bool) -> Result<Option<Operator>, StoreError> {
+    pub(crate) async fn create_operator(
+        &self,
+        new: &NewOperator,
+        only_if_none: bool,
+        audit: Option<&AuditContext>,
+    ) -> Result<Option<Operator>, StoreError> {
         let id = OperatorId::generate();
         let at = now();
         let mut tx = self.writer().begin().await?;
@@ -43,6 +48,16 @@ impl Backend {
                 Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => return Err(StoreError::NotFound),
                 other => other?,
             };
+            if let Some(audit) = audit {
+                let after = serde_json::json!({
+                    "operator_id": id.to_string(),
+                    "email": new.email.as_str(),
+                    "name": &new.name,
+                    "role": grant.role,
+                });
+                let change = Change::new(AuditAction::OperatorCreate, AuditTarget::new(TargetType::Operator, id)).after(&after)?;
+                insert_audit(&mut tx, grant.project, audit, change).await?;
+            }
         }
         tx.commit().await?;
         Ok(Some(Operator {

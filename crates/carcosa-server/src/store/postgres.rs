@@ -63,3 +63,14 @@ include!("webhooks.rs");
 include!("sync_status.rs");
 include!("audit.rs");
 include!("operators.rs");
+include!("dashboard.rs");
+
+/// SQL for the UTC hour of a timestamp column, as `YYYY-MM-DDTHH`.
+fn hour_of(column: &str) -> String {
+    format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')")
+}
+
+/// SQL for the UTC day of a timestamp column, as `YYYY-MM-DD`.
+fn day_of(column: &str) -> String {
+    format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')")
+}

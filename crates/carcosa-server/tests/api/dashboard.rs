@@ -11,33 +11,33 @@ use carcosa_server::store::{Operator, ProjectRole};
 use crate::helpers::{Backend, TestApp, spawn, spawn_with};
 use crate::on_both_backends;
 
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 const WRONG_LOGIN: &str = "Wrong email or password.";
 
 /// A browser without JavaScript: keeps cookies, shows redirects instead of following them.
-struct Browser {
-    client: reqwest::Client,
-    base: String,
-    cookies: HashMap<String, String>,
+pub(crate) struct Browser {
+    pub(crate) client: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) cookies: HashMap<String, String>,
 }
 
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    text: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) text: String,
 }
 
 impl Page {
-    fn location(&self) -> Option<&str> {
+    pub(crate) fn location(&self) -> Option<&str> {
         self.headers.get("location").and_then(|v| v.to_str().ok())
     }
 
-    fn set_cookies(&self) -> Vec<String> {
+    pub(crate) fn set_cookies(&self) -> Vec<String> {
         self.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect()
     }
 
     /// The CSRF token of the page's first form.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let start = self
             .text
             .find(r#"name="csrf" value=""#)
@@ -48,12 +48,12 @@ impl Page {
 }
 
 impl Browser {
-    fn new(app: &TestApp) -> Self {
+    pub(crate) fn new(app: &TestApp) -> Self {
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Self { client, base: app.address.clone(), cookies: HashMap::new() }
     }
 
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+    pub(crate) async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
         let cookie = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
         let request = if cookie.is_empty() { request } else { request.header("cookie", cookie) };
         let response = request.send().await.expect("request");
@@ -74,30 +74,30 @@ impl Browser {
         page
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let request = self.client.get(format!("{}{path}", self.base));
         self.send(request).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let request = self.client.post(format!("{}{path}", self.base)).form(form);
         self.send(request).await
     }
 
     /// Opens the login form and posts it.
-    async fn login(&mut self, email: &str, password: &str) -> Page {
+    pub(crate) async fn login(&mut self, email: &str, password: &str) -> Page {
         let form = self.get("/ui/login").await;
         assert_eq!(form.status, 200, "{}", form.text);
         let csrf = form.csrf();
         self.post("/ui/login", &[("email", email), ("password", password), ("csrf", &csrf)]).await
     }
 
-    fn session(&self) -> Option<String> {
+    pub(crate) fn session(&self) -> Option<String> {
         self.cookies.get("carcosa_session").cloned()
     }
 }
 
-async fn operator(
+pub(crate) async fn operator(
     app: &TestApp,
     email: &str,
     name: &str,
@@ -113,6 +113,7 @@ async fn operator(
             global_role: global,
             project_role: project.map(|(project, role)| ProjectRole { project, role }),
         },
+        &crate::helpers::test_actor(),
     )
     .await
     .unwrap()
@@ -259,7 +260,8 @@ async fn names_render_as_text_and_operators_see_only_their_projects(backend: Bac
     assert!(!home.text.contains(&hidden.id.to_string()) && !home.text.contains("Hidden"));
     assert!(!home.text.contains(&app.project.to_string()), "no role in the test project");
     let csp = home.headers.get("content-security-policy").unwrap().to_str().unwrap();
-    assert!(csp.contains("default-src 'none'") && !csp.contains("script-src"), "{csp}");
+    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self';"), "{csp}");
+    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
     let missing = browser.get("/ui/no-such-page").await;
     assert_eq!(missing.status, 404);
     assert_eq!(Browser::new(&app).get("/ui/no-such-page").await.status, 303, "signed out: to the login page");

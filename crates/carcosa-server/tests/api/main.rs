@@ -9,8 +9,10 @@ mod helpers;
 mod receiver;
 
 mod audit;
+mod browser;
 mod concurrency;
 mod dashboard;
+mod dashboard_pages;
 mod errors;
 mod events;
 mod keys;
