@@ -111,7 +111,7 @@ fn key_row(ctx: &ProjectCtx, key: &ApiKeyOut) -> Markup {
     html! {
         tr {
             td { code { "ck_" (key.id) "_…" } @if let Some(label) = &key.label { br; (label) } }
-            td { @for scope in &key.scopes { code { (scope) } " " } }
+            td.scopes { @for scope in &key.scopes { code { (scope) } " " } }
             td.optional { (when(key.created_at)) }
             td { @if let Some(t) = key.last_used_at { (when(t)) } @else { "never" } }
             td { @if key.revoked_at.is_some() { (badge("revoked")) } @else { (badge("active")) } }

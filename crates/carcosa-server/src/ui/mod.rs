@@ -92,6 +92,7 @@ table { width: 100%; border-collapse: collapse; }
 caption { text-align: left; padding: 0 .5rem .5rem; }
 th, td { text-align: left; padding: .5rem; border-bottom: 1px solid var(--line); }
 code { font-size: .9em; word-break: break-all; }
+.scopes code { white-space: nowrap; word-break: normal; }
 nav.sections { display: flex; flex-wrap: wrap; gap: .25rem; margin: 0 0 1rem; border-bottom: 1px solid var(--line); }
 nav.sections a { padding: .5rem .75rem; text-decoration: none; border-radius: 6px 6px 0 0; }
 nav.sections a[aria-current=page] { background: var(--card); border: 1px solid var(--line); border-bottom-color: var(--card); margin-bottom: -1px; color: var(--fg); font-weight: 600; }
