@@ -367,6 +367,20 @@ struct ShowQuery {
     notice: Option<String>,
 }
 
+/// Opens the project for an operator whose role allows `action`, and its tenant `id`.
+async fn open_tenant(
+    state: &AppState,
+    signed_in: SignedIn,
+    project: &str,
+    id: &str,
+    action: Action,
+) -> Result<(ProjectCtx, Tenant), Response> {
+    let ctx = open(state, signed_in, project).await?;
+    ctx.require(action)?;
+    let tenant = load(state, &ctx, id).await?;
+    Ok((ctx, tenant))
+}
+
 /// Loads the tenant `id` of the project, or answers 404.
 async fn load(state: &AppState, ctx: &ProjectCtx, id: &str) -> Result<Tenant, Response> {
     let not_found =
@@ -525,17 +539,11 @@ async fn edit(
     Path((project, tenant)): Path<(String, String)>,
     posted: CsrfForm<TenantForm>,
 ) -> Response {
-    let ctx = match open(&state, posted.signed_in.clone(), &project).await {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
-    if let Err(denied) = ctx.require(Action::TenantUpdate) {
-        return denied;
-    }
-    let tenant = match load(&state, &ctx, &tenant).await {
-        Ok(tenant) => tenant,
-        Err(response) => return response,
-    };
+    let (ctx, tenant) =
+        match open_tenant(&state, posted.signed_in.clone(), &project, &tenant, Action::TenantUpdate).await {
+            Ok(both) => both,
+            Err(response) => return response,
+        };
     let form = &posted.form;
     let invalid = async |errors: FormErrors| {
         render_tenant(&state, &ctx, StatusCode::UNPROCESSABLE_ENTITY, &tenant, html! {}, form, &errors).await
@@ -586,17 +594,11 @@ async fn set_status(
     Path((project, tenant)): Path<(String, String)>,
     posted: CsrfForm<StatusForm>,
 ) -> Response {
-    let ctx = match open(&state, posted.signed_in.clone(), &project).await {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
-    if let Err(denied) = ctx.require(Action::TenantUpdate) {
-        return denied;
-    }
-    let tenant = match load(&state, &ctx, &tenant).await {
-        Ok(tenant) => tenant,
-        Err(response) => return response,
-    };
+    let (ctx, tenant) =
+        match open_tenant(&state, posted.signed_in.clone(), &project, &tenant, Action::TenantUpdate).await {
+            Ok(both) => both,
+            Err(response) => return response,
+        };
     let (status, done) = match posted.form.status.as_str() {
         "suspended" => (TenantStatus::Suspended, "tenant_suspended"),
         "active" => (TenantStatus::Active, "tenant_activated"),
@@ -641,17 +643,11 @@ async fn delete(
     Path((project, tenant)): Path<(String, String)>,
     posted: CsrfForm<DeleteForm>,
 ) -> Response {
-    let ctx = match open(&state, posted.signed_in.clone(), &project).await {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
-    if let Err(denied) = ctx.require(Action::TenantDelete) {
-        return denied;
-    }
-    let tenant = match load(&state, &ctx, &tenant).await {
-        Ok(tenant) => tenant,
-        Err(response) => return response,
-    };
+    let (ctx, tenant) =
+        match open_tenant(&state, posted.signed_in.clone(), &project, &tenant, Action::TenantDelete).await {
+            Ok(both) => both,
+            Err(response) => return response,
+        };
     if posted.form.confirm.trim() != tenant.slug.as_str() {
         let errors = FormErrors {
             field: Some((

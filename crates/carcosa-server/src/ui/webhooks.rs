@@ -60,6 +60,19 @@ fn not_found(ctx: &ProjectCtx) -> Response {
     error_page(StatusCode::NOT_FOUND, "not_found", "There is no such webhook endpoint.", Some(&ctx.signed_in))
 }
 
+/// Opens the project for an operator whose role allows `action`, and its endpoint `id`.
+async fn open_endpoint(
+    state: &AppState,
+    signed_in: SignedIn,
+    project: &str,
+    id: &str,
+    action: Action,
+) -> Result<(ProjectCtx, EndpointRecord), Response> {
+    let ctx = open(state, signed_in, project, Some(action)).await?;
+    let record = load(state, &ctx, id).await?;
+    Ok((ctx, record))
+}
+
 async fn load(state: &AppState, ctx: &ProjectCtx, id: &str) -> Result<EndpointRecord, Response> {
     let Ok(id) = EndpointId::parse(id) else { return Err(not_found(ctx)) };
     match state.store().get_endpoint(ctx.project.id, id).await {
@@ -437,14 +450,13 @@ async fn edit(
     Path((project, endpoint)): Path<(String, String)>,
     posted: CsrfForm<EndpointForm>,
 ) -> Response {
-    let ctx = match open(&state, posted.signed_in.clone(), &project, Some(Action::WebhookUpdate)).await {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
-    let record = match load(&state, &ctx, &endpoint).await {
-        Ok(record) => record,
-        Err(response) => return response,
-    };
+    let (ctx, record) =
+        match open_endpoint(&state, posted.signed_in.clone(), &project, &endpoint, Action::WebhookUpdate)
+            .await
+        {
+            Ok(both) => both,
+            Err(response) => return response,
+        };
     let form = &posted.form;
     let patch = EndpointPatch {
         url: Some(form.url.trim().to_owned()),
@@ -515,14 +527,13 @@ async fn rotate(
     Path((project, endpoint)): Path<(String, String)>,
     posted: CsrfForm<Empty>,
 ) -> Response {
-    let ctx = match open(&state, posted.signed_in.clone(), &project, Some(Action::WebhookRotate)).await {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
-    let record = match load(&state, &ctx, &endpoint).await {
-        Ok(record) => record,
-        Err(response) => return response,
-    };
+    let (ctx, record) =
+        match open_endpoint(&state, posted.signed_in.clone(), &project, &endpoint, Action::WebhookRotate)
+            .await
+        {
+            Ok(both) => both,
+            Err(response) => return response,
+        };
     match ops::rotate(&state, ctx.project.id, record.endpoint.id, &posted.audit()).await {
         Ok(rotated) => {
             let top = html! {
@@ -540,14 +551,12 @@ async fn test(
     Path((project, endpoint)): Path<(String, String)>,
     posted: CsrfForm<Empty>,
 ) -> Response {
-    let ctx = match open(&state, posted.signed_in.clone(), &project, Some(Action::WebhookTest)).await {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
-    let record = match load(&state, &ctx, &endpoint).await {
-        Ok(record) => record,
-        Err(response) => return response,
-    };
+    let (ctx, record) =
+        match open_endpoint(&state, posted.signed_in.clone(), &project, &endpoint, Action::WebhookTest).await
+        {
+            Ok(both) => both,
+            Err(response) => return response,
+        };
     match ops::queue_test(&state, ctx.project.id, record.endpoint.id, &posted.audit()).await {
         Ok(_) => see_other(&ctx.path(&format!("/webhooks/{}?notice=test_sent", record.endpoint.id))),
         Err(err) => match refusal(err) {
@@ -582,14 +591,13 @@ async fn recover(
     Path((project, endpoint)): Path<(String, String)>,
     posted: CsrfForm<RecoverForm>,
 ) -> Response {
-    let ctx = match open(&state, posted.signed_in.clone(), &project, Some(Action::DeliveryRecover)).await {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
-    let record = match load(&state, &ctx, &endpoint).await {
-        Ok(record) => record,
-        Err(response) => return response,
-    };
+    let (ctx, record) =
+        match open_endpoint(&state, posted.signed_in.clone(), &project, &endpoint, Action::DeliveryRecover)
+            .await
+        {
+            Ok(both) => both,
+            Err(response) => return response,
+        };
     let Some(since) = parse_since(&posted.form.since) else {
         let top = html! { p.error role="alert" { "Give the time to recover from, like 2026-11-27T09:00." } };
         return endpoint_with(&state, &ctx, StatusCode::UNPROCESSABLE_ENTITY, &record.endpoint, top).await;
@@ -609,14 +617,13 @@ async fn delete(
     Path((project, endpoint)): Path<(String, String)>,
     posted: CsrfForm<Empty>,
 ) -> Response {
-    let ctx = match open(&state, posted.signed_in.clone(), &project, Some(Action::WebhookDelete)).await {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
-    let record = match load(&state, &ctx, &endpoint).await {
-        Ok(record) => record,
-        Err(response) => return response,
-    };
+    let (ctx, record) =
+        match open_endpoint(&state, posted.signed_in.clone(), &project, &endpoint, Action::WebhookDelete)
+            .await
+        {
+            Ok(both) => both,
+            Err(response) => return response,
+        };
     match state.store().delete_endpoint(ctx.project.id, record.endpoint.id, &posted.audit()).await {
         Ok(()) => see_other(&ctx.path("/webhooks?notice=endpoint_deleted")),
         Err(err) => internal_error(&err),
