@@ -2,13 +2,16 @@
 //! pages newest first, each entry's before/after state, and the same selection as CSV
 //! (`/ui/p/{project}/audit.csv`). The filter rules are the API's own (`routes::audit`).
 
+use std::collections::HashMap;
+
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use carcosa_core::AuditCursor;
-use carcosa_core::audit::{AuditAction, AuditEntry};
+
+use carcosa_core::audit::{ActorKind, AuditAction, AuditEntry};
 use chrono::NaiveDateTime;
 use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
@@ -90,6 +93,11 @@ async fn list(
         },
         Err(message) => (Vec::new(), None, Some(message)),
     };
+    // Operators are shown by name; the id stays in the title (and in the CSV).
+    let names: HashMap<String, String> = match state.store().list_operators().await {
+        Ok(operators) => operators.into_iter().map(|o| (o.id.to_string(), o.name)).collect(),
+        Err(err) => return internal_error(&err),
+    };
     let next = next.map(|cursor| {
         let form = FilterForm { cursor, ..form.clone() };
         format!("{}?{}", ctx.path("/audit"), form.query_string())
@@ -111,7 +119,7 @@ async fn list(
                     th scope="col" { "Target" } th.optional scope="col" { "From" }
                 } }
                 tbody {
-                    @for entry in &entries { (entry_row(entry)) }
+                    @for entry in &entries { (entry_row(entry, &names)) }
                     @if entries.is_empty() && error.is_none() { tr { td colspan="5" { "No entry matches." } } }
                 }
             }
@@ -164,14 +172,20 @@ fn filter_form(ctx: &ProjectCtx, form: &FilterForm, error: Option<&str>) -> Mark
     }
 }
 
-fn entry_row(entry: &AuditEntry) -> Markup {
+fn entry_row(entry: &AuditEntry, names: &HashMap<String, String>) -> Markup {
     let state = |value: &Option<serde_json::Value>| {
         value.as_ref().map(|v| serde_json::to_string_pretty(v).unwrap_or_default())
     };
     html! {
         tr {
             td { (when(entry.occurred_at)) }
-            td { code { (entry.actor.kind.as_str()) ":" (entry.actor.id) } }
+            td {
+                @let actor = format!("{}:{}", entry.actor.kind.as_str(), entry.actor.id);
+                @match names.get(&entry.actor.id).filter(|_| entry.actor.kind == ActorKind::Operator) {
+                    Some(name) => { span title=(actor) { (name) } br; span.muted { "operator" } }
+                    None => { code { (actor) } }
+                }
+            }
             td {
                 details {
                     summary { code { (entry.action) } }

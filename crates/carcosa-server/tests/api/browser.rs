@@ -267,7 +267,7 @@ async fn an_operator_manages_tenants_and_keys_in_a_real_browser() {
     for action in ["tenant.create", "tenant.update", "key.create"] {
         assert!(log.contains(action), "{action} in {log}");
     }
-    assert!(log.contains("operator:op_"), "{log}");
+    assert!(log.contains("Ada Lovelace"), "operators are shown by name: {log}");
     browser.screenshot("audit").await;
 
     // The other main pages, for the docs.
