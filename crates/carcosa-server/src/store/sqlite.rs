@@ -76,3 +76,4 @@ include!("webhooks.rs");
 include!("sync_status.rs");
 include!("audit.rs");
 include!("operators.rs");
+include!("gauges.rs");

@@ -14,6 +14,7 @@ mod dashboard;
 mod errors;
 mod events;
 mod keys;
+mod metrics;
 mod openapi;
 mod sync_status;
 mod tenants;
