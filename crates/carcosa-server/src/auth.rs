@@ -133,5 +133,11 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
             }
         });
     }
+    metrics::counter!(
+        "carcosa_api_requests_total",
+        "project" => stored.key.project_id.to_string(),
+        "key" => stored.key.id.clone()
+    )
+    .increment(1);
     Ok(Principal { project: stored.key.project_id, key_id: stored.key.id, scopes: stored.key.scopes })
 }

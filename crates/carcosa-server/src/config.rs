@@ -13,6 +13,7 @@
 //! | `max_metadata_bytes` | `CARCOSA_MAX_METADATA_BYTES` | `16384` |
 //! | `reserved_slugs` | `CARCOSA_RESERVED_SLUGS` (comma-separated) | `admin, api, app, www, …` |
 //! | `log_format` | `CARCOSA_LOG_FORMAT` | `text` (or `json`) |
+//! | `metrics_token` | `CARCOSA_METRICS_TOKEN` | unset: `/metrics` is open; set: scrapes send `Authorization: Bearer <token>` |
 //! | `master_key` | `CARCOSA_MASTER_KEY` | unset (base64 of 32 bytes) |
 //! | `master_key_file` | `CARCOSA_MASTER_KEY_FILE` | unset (`carcosa.key` beside a SQLite database) |
 //! | `webhook_timeout_secs` | `CARCOSA_WEBHOOK_TIMEOUT_SECS` | `15` |
@@ -72,6 +73,8 @@ pub struct Config {
     pub reserved_slugs: Vec<String>,
     /// `text` for people, `json` for log collectors.
     pub log_format: LogFormat,
+    /// When set, `/metrics` answers only scrapes that send `Authorization: Bearer <token>`.
+    pub metrics_token: Option<SecretString>,
     /// The key that encrypts secrets at rest: base64 of 32 bytes.
     pub master_key: Option<SecretString>,
     /// A file holding the master key (base64); generated when missing.
@@ -122,6 +125,7 @@ impl Default for Config {
             max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
             reserved_slugs: DEFAULT_RESERVED.iter().map(|s| (*s).to_owned()).collect(),
             log_format: LogFormat::Text,
+            metrics_token: None,
             master_key: None,
             master_key_file: None,
             webhook_timeout_secs: 15,
@@ -190,7 +194,7 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut table = toml::Table::try_from(Self::default()).expect("the defaults serialize");
         // Optional keys have no default value to learn their kind from: they are text.
-        for key in ["master_key", "master_key_file"] {
+        for key in ["master_key", "master_key_file", "metrics_token"] {
             table.entry(key).or_insert_with(|| toml::Value::String(String::new()));
         }
         if let Some(path) = path {
@@ -223,7 +227,7 @@ impl Config {
                 .try_into::<Self>()
                 .map_err(|e| ConfigError::Env { var: var.clone(), message: e.message().to_owned() })?;
         }
-        for key in ["master_key", "master_key_file"] {
+        for key in ["master_key", "master_key_file", "metrics_token"] {
             if table.get(key).and_then(toml::Value::as_str) == Some("") {
                 table.remove(key);
             }
@@ -273,6 +277,7 @@ impl Config {
         let mut shown = self.clone();
         shown.database_url = DatabaseUrl(shown.database_url.redacted());
         shown.master_key = shown.master_key.map(|_| SecretString("***".into()));
+        shown.metrics_token = shown.metrics_token.map(|_| SecretString("***".into()));
         toml::to_string(&shown).expect("the config serializes")
     }
 
@@ -470,6 +475,15 @@ mod tests {
         assert_eq!(config.master_key.as_ref().unwrap().expose(), "c2VjcmV0c2VjcmV0");
         assert!(!config.to_redacted_toml().contains("c2VjcmV0c2VjcmV0"));
         assert!(!format!("{config:?}").contains("c2VjcmV0c2VjcmV0"));
+    }
+
+    #[test]
+    fn the_metrics_token_is_optional_and_never_printed() {
+        assert_eq!(Config::load(None, env(&[])).unwrap().metrics_token, None);
+        let config = Config::load(None, env(&[("CARCOSA_METRICS_TOKEN", "scrape-me-please")])).unwrap();
+        assert_eq!(config.metrics_token.as_ref().unwrap().expose(), "scrape-me-please");
+        assert!(!config.to_redacted_toml().contains("scrape-me-please"));
+        assert!(!format!("{config:?}").contains("scrape-me-please"));
     }
 
     #[test]

@@ -296,6 +296,7 @@ impl Dispatcher {
         let outcome = self.send(&endpoint, &delivery, attempted_at).await;
         let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let record = self.judge(&delivery, outcome, attempted_at, latency_ms);
+        record_attempt(&delivery, &record);
         match &record.next {
             NextStep::Succeeded => {
                 tracing::debug!(delivery_id = %delivery.id, endpoint_id = %endpoint.endpoint.id, latency_ms, "webhook delivered")
@@ -419,6 +420,23 @@ impl Dispatcher {
                 next: next_on_schedule(),
             },
         }
+    }
+}
+
+/// `carcosa_webhook_attempts_total{outcome}` for one attempt and, when it delivered,
+/// `carcosa_webhook_delivery_seconds`: from the event's commit to now, retries included. A
+/// delivery that was resent or recovered (its retry position reset below its attempt count) is
+/// not timed: its wait was a person's, not the dispatcher's.
+fn record_attempt(delivery: &ClaimedDelivery, record: &AttemptRecord) {
+    let outcome = match record.response_status {
+        Some(200..=299) => "success",
+        Some(_) => "error_status",
+        None => "unreachable",
+    };
+    metrics::counter!("carcosa_webhook_attempts_total", "outcome" => outcome).increment(1);
+    if record.next == NextStep::Succeeded && delivery.attempt_count == delivery.retry_index {
+        let waited = (Utc::now() - delivery.created_at).to_std().unwrap_or(Duration::ZERO);
+        metrics::histogram!("carcosa_webhook_delivery_seconds").record(waited.as_secs_f64());
     }
 }
 

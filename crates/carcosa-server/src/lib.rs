@@ -7,7 +7,7 @@
 //! Where things live: [`store`] (all SQL and the transactional invariants), [`routes`] (one module
 //! per resource), [`auth`] (API keys and scopes), [`audit`] (who made a change, from where),
 //! [`extract`] (request parsing with problem+json rejections), [`error`] (the error policy),
-//! [`config`]; the dashboard: [`ui`] (pages), [`session`] (cookies, CSRF), [`operators`]
+//! [`config`], [`telemetry`] (metrics and `/metrics`); the dashboard: [`ui`] (pages), [`session`] (cookies, CSRF), [`operators`]
 //! (accounts, passwords, login throttle).
 
 #![warn(missing_docs)]
@@ -25,6 +25,7 @@ pub mod secrets;
 pub mod session;
 pub mod ssrf;
 pub mod store;
+pub mod telemetry;
 pub mod ui;
 
 use std::future::Future;
@@ -65,6 +66,8 @@ struct StateInner {
     secret_grace: chrono::TimeDelta,
     key_touches: std::sync::Mutex<std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>>,
     sessions: session::SessionSettings,
+    metrics_token: Option<String>,
+    gauges: telemetry::Gauges,
 }
 
 impl AppState {
@@ -82,6 +85,8 @@ impl AppState {
                 secret_grace: chrono::TimeDelta::hours(i64::from(config.webhook_secret_grace_hours)),
                 key_touches: std::sync::Mutex::default(),
                 sessions: session::SessionSettings::from_config(config),
+                metrics_token: config.metrics_token.as_ref().map(|t| t.expose().to_owned()),
+                gauges: telemetry::Gauges::default(),
             }),
         })
     }
@@ -129,6 +134,16 @@ impl AppState {
         &self.inner.sessions
     }
 
+    /// The token `/metrics` asks for, if one is configured.
+    pub(crate) fn metrics_token(&self) -> Option<&str> {
+        self.inner.metrics_token.as_deref()
+    }
+
+    /// The store-derived gauges of `/metrics`.
+    pub(crate) fn gauges(&self) -> &telemetry::Gauges {
+        &self.inner.gauges
+    }
+
     /// The rules tenant writes follow.
     #[must_use]
     pub fn rules(&self) -> &WriteRules {
@@ -136,7 +151,12 @@ impl AppState {
     }
 }
 
-/// The whole HTTP application: API, operations endpoints, error fallbacks.
+/// The whole HTTP application: API, operations endpoints (`/metrics` outside the OpenAPI
+/// document), error fallbacks.
+///
+/// Layers, outermost first: the request id is settled, then the request's span is opened with
+/// it (so every log line of the request carries `request_id`), then the request is counted and
+/// timed, then panics become 500s.
 pub fn app(state: AppState) -> Router {
     let (router, mut openapi) = routes::router().split_for_parts();
     routes::add_common_errors(&mut openapi);
@@ -146,6 +166,7 @@ pub fn app(state: AppState) -> Router {
     let max_body = state.inner.max_body_bytes;
     router
         .merge(ui::router())
+        .route("/metrics", axum::routing::get(telemetry::render))
         .fallback(|| async { ApiError::not_found("no such route; see /docs for the API reference") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -156,13 +177,21 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .layer(Extension(spec))
-        .layer(axum::middleware::from_fn(audit::request_id))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| -> Response {
             ApiError::internal(&"a request handler panicked").into_response()
         }))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(telemetry::track))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(axum::middleware::from_fn(audit::request_id))
         .with_state(state)
+}
+
+/// The span every log line of a request is written in: method, path (no query) and the id
+/// [`audit::request_id`] settled, which runs before it.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = request.extensions().get::<audit::RequestId>().map_or("", |id| id.0.as_str());
+    tracing::info_span!("request", method = %request.method(), path = request.uri().path(), request_id = id)
 }
 
 /// Opens the store `config` names and applies pending migrations.
@@ -196,8 +225,10 @@ pub async fn serve_with_store(
     let state = AppState::new(store.clone(), &config, secrets.clone())?;
     let settings = DispatchSettings::from_config(&config).map_err(anyhow::Error::msg)?;
     let dispatcher = Dispatcher::new(store.clone(), secrets, state.address_policy().clone(), settings)?;
+    telemetry::install();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut background = tokio::task::JoinSet::new();
+    background.spawn(telemetry::upkeep(stop_rx.clone()));
     background.spawn(prune_loop(store.clone(), config.clone(), stop_rx.clone()));
     background.spawn(dispatcher.run(stop_rx.clone()));
     if let Store::Postgres(pg) = &store {

@@ -191,18 +191,41 @@ impl RunKind {
     }
 }
 
-/// Counts a finished run: `carcosa_sync_runs_total{kind, outcome}`, its duration, the tenants
-/// it changed (`carcosa_sync_tenants_total{change}`) and the cursor reached.
+/// Counts and logs a finished run: `carcosa_sync_runs_total{kind, outcome}`, its duration, the
+/// tenants it changed (`carcosa_sync_tenants_total{change}`), the cursor reached, and the lag
+/// (none: a run reads the feed to its end).
 fn record_run(kind: RunKind, outcome: &Result<SyncReport, SyncError>, elapsed: Duration) {
     let result = if outcome.is_ok() { "ok" } else { "error" };
     metrics::counter!("carcosa_sync_runs_total", "kind" => kind.as_str(), "outcome" => result).increment(1);
     metrics::histogram!("carcosa_sync_duration_seconds", "kind" => kind.as_str())
         .record(elapsed.as_secs_f64());
-    if let Ok(report) = outcome {
-        record_changes(report);
-        #[expect(clippy::cast_precision_loss, reason = "a gauge; positions stay far below 2^53")]
-        metrics::gauge!("carcosa_sync_cursor").set(report.cursor.seq() as f64);
+    match outcome {
+        Ok(report) => {
+            record_changes(report);
+            #[expect(clippy::cast_precision_loss, reason = "a gauge; positions stay far below 2^53")]
+            metrics::gauge!("carcosa_sync_cursor").set(report.cursor.seq() as f64);
+            metrics::gauge!("carcosa_sync_lag_events").set(0.0);
+            tracing::info!(
+                kind = kind.as_str(),
+                created = report.created,
+                updated = report.updated,
+                deleted = report.deleted,
+                unchanged = report.unchanged,
+                failed = report.failed,
+                cursor = %report.cursor,
+                duration_ms = elapsed.as_millis(),
+                "sync run done"
+            );
+        }
+        Err(err) => tracing::warn!(kind = kind.as_str(), error = %err, "sync run failed"),
     }
+}
+
+/// `carcosa_sync_lag_events`: how many events past the stored cursor the feed is known to hold,
+/// learnt from a webhook carrying event `seq` (the next run brings it back to 0).
+fn record_lag(seq: i64, cursor: EventCursor) {
+    #[expect(clippy::cast_precision_loss, reason = "a gauge; positions stay far below 2^53")]
+    metrics::gauge!("carcosa_sync_lag_events").set((seq - cursor.seq()).max(0) as f64);
 }
 
 /// `carcosa_sync_tenants_total{change}` for what a report counts.
@@ -446,6 +469,7 @@ impl Sync {
         self.apply(std::slice::from_ref(&event.tenant), None, &mut report).await?;
         report.duration = started.elapsed();
         record_changes(&report);
+        record_lag(event.seq, report.cursor);
         Ok(report)
     }
 
@@ -461,25 +485,18 @@ impl Sync {
             let full_due = last_full.elapsed() >= schedule.full_every;
             let outcome = if full_due { self.full().await } else { self.incremental().await };
             let wait = match outcome {
-                Ok(report) => {
+                // Each run logs its own outcome (`record_run`).
+                Ok(_) => {
                     if full_due {
                         last_full = Instant::now();
                     }
                     backoff = schedule.backoff_start;
-                    tracing::info!(
-                        created = report.created,
-                        updated = report.updated,
-                        deleted = report.deleted,
-                        failed = report.failed,
-                        cursor = %report.cursor,
-                        "sync run done"
-                    );
                     schedule.incremental_every
                 }
-                Err(err) => {
+                Err(_) => {
                     let wait = backoff;
                     backoff = (backoff * 2).min(schedule.incremental_every.max(schedule.backoff_start));
-                    tracing::warn!(error = %err, retry_in_ms = wait.as_millis(), "sync run failed");
+                    tracing::info!(retry_in_ms = wait.as_millis(), "retrying the sync after its failure");
                     wait
                 }
             };
@@ -522,7 +539,7 @@ impl Sync {
         listed.extend(touched);
         self.reconcile(&listed, &mut report).await?;
         report.duration = started.elapsed();
-        tracing::info!(
+        tracing::debug!(
             created = report.created,
             updated = report.updated,
             deleted = report.deleted,

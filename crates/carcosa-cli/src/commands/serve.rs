@@ -22,6 +22,8 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     // Listen for signals before anything else, so a SIGTERM that arrives during start-up still
     // means "stop gracefully".
     let shutdown = shutdown_signal()?;
+    // The process's one metrics recorder, before anything records (served at /metrics).
+    carcosa_server::telemetry::install();
     // The database is ready (migrated) before the banner says the server is.
     let store = super::open(&config).await?;
     let listener = TcpListener::bind(config.listen).await.with_context(|| {

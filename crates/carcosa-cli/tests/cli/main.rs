@@ -2,6 +2,7 @@
 
 mod commands;
 mod crash;
+mod logs;
 mod quickstart;
 mod support;
 mod sync;

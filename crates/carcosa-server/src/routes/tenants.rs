@@ -58,10 +58,7 @@ async fn create_tenant(
     let store = state.store();
     match store.create_tenant(auth.project(), new, state.rules(), idempotency.as_ref(), &auth.audit()).await?
     {
-        CreateOutcome::Created(written) => {
-            tracing::info!(tenant_id = %written.tenant.id, slug = %written.tenant.slug, "tenant created");
-            Ok(tenant_response(StatusCode::CREATED, &written.tenant, true))
-        }
+        CreateOutcome::Created(written) => Ok(tenant_response(StatusCode::CREATED, &written.tenant, true)),
         CreateOutcome::Replayed(recorded) => {
             let tenant: Tenant = serde_json::from_str(&recorded.body).map_err(|e| ApiError::internal(&e))?;
             let status = StatusCode::from_u16(recorded.status).map_err(|e| ApiError::internal(&e))?;
@@ -138,9 +135,6 @@ async fn update_tenant(
         .store()
         .update_tenant(auth.project(), &tenant_ref(&id)?, changes, if_match, state.rules(), &auth.audit())
         .await?;
-    if let Some(event) = &written.event {
-        tracing::info!(tenant_id = %written.tenant.id, version = written.tenant.version, seq = event.seq, "tenant updated");
-    }
     Ok(tenant_response(StatusCode::OK, &written.tenant, false))
 }
 
@@ -171,9 +165,6 @@ async fn delete_tenant(
 ) -> Result<Response, ApiError> {
     let written =
         state.store().delete_tenant(auth.project(), &tenant_ref(&id)?, if_match, &auth.audit()).await?;
-    if written.event.is_some() {
-        tracing::info!(tenant_id = %written.tenant.id, "tenant deleted");
-    }
     Ok(tenant_response(StatusCode::OK, &written.tenant, false))
 }
 

@@ -336,7 +336,11 @@ impl Store {
         idempotency: Option<&IdempotencyRequest>,
         audit: &AuditContext,
     ) -> Result<CreateOutcome, StoreError> {
-        on_backend!(self, s => s.create_tenant(project, new, rules, idempotency, audit).await)
+        let outcome = on_backend!(self, s => s.create_tenant(project, new, rules, idempotency, audit).await)?;
+        if let CreateOutcome::Created(written) = &outcome {
+            crate::telemetry::tenant_written(project, written);
+        }
+        Ok(outcome)
     }
 
     /// Creates many tenants in one transaction, each with its `tenant.created` event (and
@@ -348,7 +352,9 @@ impl Store {
         rules: &WriteRules,
         audit: &AuditContext,
     ) -> Result<Vec<Tenant>, StoreError> {
-        on_backend!(self, s => s.create_tenants(project, tenants, rules, audit).await)
+        let created = on_backend!(self, s => s.create_tenants(project, tenants, rules, audit).await)?;
+        crate::telemetry::tenants_imported(project, created.len());
+        Ok(created)
     }
 
     /// A tenant by id (any status) or by slug (live tenants only).
@@ -366,7 +372,10 @@ impl Store {
         rules: &WriteRules,
         audit: &AuditContext,
     ) -> Result<Written, StoreError> {
-        on_backend!(self, s => s.update_tenant(project, tenant, changes, if_match, rules, audit).await)
+        let written =
+            on_backend!(self, s => s.update_tenant(project, tenant, changes, if_match, rules, audit).await)?;
+        crate::telemetry::tenant_written(project, &written);
+        Ok(written)
     }
 
     /// Deletes a tenant (status `deleted`, slug released, version + 1, `tenant.deleted` event).
@@ -378,7 +387,9 @@ impl Store {
         if_match: Option<i64>,
         audit: &AuditContext,
     ) -> Result<Written, StoreError> {
-        on_backend!(self, s => s.delete_tenant(project, tenant, if_match, audit).await)
+        let written = on_backend!(self, s => s.delete_tenant(project, tenant, if_match, audit).await)?;
+        crate::telemetry::tenant_written(project, &written);
+        Ok(written)
     }
 
     /// One page of tenants in id order, and the feed position the listing reflects.
@@ -593,6 +604,25 @@ impl Store {
     ) -> Result<PruneReport, StoreError> {
         on_backend!(self, s => s.prune(events_before, keys_before).await)
     }
+
+    /// Tenants per project and status, webhook endpoints per project and state, and pending
+    /// deliveries: what the store-derived gauges of `/metrics` show.
+    pub async fn gauges(&self) -> Result<StoreGauges, StoreError> {
+        on_backend!(self, s => s.gauges().await)
+    }
+}
+
+/// Grouped counts for the store-derived gauges (see [`Store::gauges`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreGauges {
+    /// `(project id, tenant status, count)`.
+    pub tenants: Vec<(String, String, i64)>,
+    /// `(project id, endpoint state, count)`: `enabled`, `failing` (enabled, its last attempts
+    /// failed), `disabled` (by someone), `auto_disabled` (by Carcosa: 410 Gone or failing too
+    /// long).
+    pub endpoints: Vec<(String, String, i64)>,
+    /// Deliveries waiting for an attempt (due now or later).
+    pub queue_depth: i64,
 }
 
 /// A webhook endpoint as stored: its public record and its encrypted signing keys.

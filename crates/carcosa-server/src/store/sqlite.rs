@@ -77,6 +77,7 @@ include!("sync_status.rs");
 include!("audit.rs");
 include!("operators.rs");
 include!("dashboard.rs");
+include!("gauges.rs");
 
 /// SQL for the UTC hour of a timestamp column, as `YYYY-MM-DDTHH`.
 fn hour_of(column: &str) -> String {

@@ -352,7 +352,6 @@ async fn create(
                 crate::store::CreateOutcome::Created(written) => written.tenant,
                 crate::store::CreateOutcome::Replayed(_) => return internal_error(&"a replay without a key"),
             };
-            tracing::info!(tenant_id = %tenant.id, slug = %tenant.slug, "tenant created from the dashboard");
             see_other(&ctx.path(&format!("/tenants/{}?notice=tenant_created", tenant.id)))
         }
         Err(err) => match FormErrors::from_store(err) {
@@ -571,10 +570,7 @@ async fn edit(
         )
         .await;
     match written {
-        Ok(written) => {
-            tracing::info!(tenant_id = %written.tenant.id, version = written.tenant.version, "tenant updated from the dashboard");
-            see_other(&ctx.path(&format!("/tenants/{}?notice=tenant_updated", tenant.id)))
-        }
+        Ok(_) => see_other(&ctx.path(&format!("/tenants/{}?notice=tenant_updated", tenant.id))),
         Err(err) => match FormErrors::from_store(err) {
             Ok(errors) => invalid(errors).await,
             Err(err) => internal_error(&err),
@@ -670,10 +666,7 @@ async fn delete(
     }
     match state.store().delete_tenant(ctx.project.id, &TenantRef::Id(tenant.id), None, &posted.audit()).await
     {
-        Ok(_) => {
-            tracing::info!(tenant_id = %tenant.id, "tenant deleted from the dashboard");
-            see_other(&ctx.path("/tenants?notice=tenant_deleted"))
-        }
+        Ok(_) => see_other(&ctx.path("/tenants?notice=tenant_deleted")),
         Err(err) => internal_error(&err),
     }
 }

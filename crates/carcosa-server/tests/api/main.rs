@@ -16,6 +16,7 @@ mod dashboard_pages;
 mod errors;
 mod events;
 mod keys;
+mod metrics;
 mod openapi;
 mod sync_status;
 mod tenants;

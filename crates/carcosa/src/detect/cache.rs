@@ -22,7 +22,7 @@ use moka::future::Cache;
 
 use super::directory::DynDirectory;
 use super::host::normalize_domain;
-use super::{DetectedTenant, DirectoryError, Identifier, TenantDirectory};
+use super::{DetectedTenant, DirectoryError, Identifier, TenantDirectory, stats};
 use crate::tenancy::domain_list;
 
 /// Above this many remembered keys, a tenant's reverse-index entry drops the keys the cache no
@@ -151,6 +151,7 @@ impl TenantCache {
     /// tenant has it. Deleted and suspended tenants are returned as they are.
     pub async fn get(&self, identifier: &Identifier) -> Result<Option<Arc<DetectedTenant>>, DirectoryError> {
         if let Some(tenant) = self.hot(identifier) {
+            stats::cache_hit();
             return Ok(tenant);
         }
         let generation = self.0.generation.load(Ordering::SeqCst);
@@ -192,6 +193,7 @@ impl TenantCache {
         // Only canonical keys are ever stored, so a hit needs no canonicalization: try the
         // identifier as it is first (the hit path), and canonicalize only on a miss.
         if let Some(entry) = self.0.entries.get(identifier).await {
+            stats::cache_hit();
             return Ok(Some((identifier.clone(), entry)));
         }
         let Some(key) = identifier.canonical() else {
@@ -200,12 +202,16 @@ impl TenantCache {
         if key != *identifier
             && let Some(entry) = self.0.entries.get(&key).await
         {
+            stats::cache_hit();
             return Ok(Some((key, entry)));
         }
         let inner = &self.0;
+        // Whether this call asked the directory, or joined a concurrent call's lookup.
+        let mut asked = false;
         let entry = inner
             .entries
             .try_get_with(key.clone(), async {
+                asked = true;
                 let generation = inner.generation.load(Ordering::SeqCst);
                 let tenant = inner.directory.lookup_boxed(&key).await?.map(Arc::new);
                 if let Some(tenant) = &tenant {
@@ -215,9 +221,15 @@ impl TenantCache {
                 let expires = Instant::now() + inner.lifetimes.of(tenant.is_some());
                 Ok::<_, DirectoryError>(Entry { tenant, generation, expires })
             })
-            .await
-            .map_err(|err| (*err).clone())?;
-        if entry.generation != inner.generation.load(Ordering::SeqCst) {
+            .await;
+        let stale = entry.as_ref().is_ok_and(|e| e.generation != inner.generation.load(Ordering::SeqCst));
+        if asked || stale {
+            stats::cache_miss()
+        } else {
+            stats::cache_hit()
+        }
+        let entry = entry.map_err(|err| (*err).clone())?;
+        if stale {
             // An invalidation ran while this lookup (or the one it joined) was under way: its
             // answer may predate the change. Drop it and ask again (not kept hot either).
             inner.entries.invalidate(&key).await;

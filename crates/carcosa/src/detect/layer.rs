@@ -10,7 +10,7 @@ use axum::http::Request;
 use axum::response::Response;
 use tower::{Layer, Service};
 
-use super::{Chain, Rejection, RejectionHandler, TenantCache};
+use super::{Chain, Rejection, RejectionHandler, TenantCache, stats};
 use crate::tenancy;
 
 #[derive(Clone)]
@@ -137,6 +137,7 @@ where
             let (mut parts, body) = request.into_parts();
             match config.chain.detect(&parts, &config.cache).await {
                 Ok(Some(tenant)) => {
+                    stats::resolution("resolved");
                     config.chain.rewrite(&mut parts);
                     if let Some(field) = config.span_field {
                         tracing::Span::current().record(field, tenant.slug.as_str());
@@ -146,12 +147,17 @@ where
                     tenancy::scope(tenant, async move { inner.call(request).await }).await
                 }
                 Ok(None) if config.optional => {
+                    stats::resolution("none");
                     config.chain.rewrite(&mut parts);
                     parts.extensions.insert(config.on_rejection.clone());
                     inner.call(Request::from_parts(parts, body)).await
                 }
-                Ok(None) => Ok(config.on_rejection.respond(&Rejection::Required)),
+                Ok(None) => {
+                    stats::rejected(&Rejection::Required);
+                    Ok(config.on_rejection.respond(&Rejection::Required))
+                }
                 Err(rejection) => {
+                    stats::rejected(&rejection);
                     tracing::debug!(code = rejection.code(), reason = %rejection, "refused a request's tenant");
                     Ok(config.on_rejection.respond(&rejection))
                 }

@@ -44,6 +44,7 @@ mod layer;
 mod local;
 mod rejection;
 mod request;
+mod stats;
 
 use std::fmt;
 
