@@ -7,6 +7,7 @@
 //! Where things live: [`store`] (all SQL and the transactional invariants), [`routes`] (one module
 //! per resource), [`auth`] (API keys and scopes), [`audit`] (who made a change, from where),
 //! [`extract`] (request parsing with problem+json rejections), [`error`] (the error policy),
+//! [`ratelimit`] (token buckets per key and per login address, in memory or in Redis),
 //! [`config`]; the dashboard: [`ui`] (pages), [`session`] (cookies, CSRF), [`operators`]
 //! (accounts, passwords, login throttle).
 
@@ -20,6 +21,7 @@ mod docs_page;
 pub mod error;
 pub mod extract;
 pub mod operators;
+pub mod ratelimit;
 pub mod routes;
 pub mod secrets;
 pub mod session;
@@ -65,10 +67,12 @@ struct StateInner {
     secret_grace: chrono::TimeDelta,
     key_touches: std::sync::Mutex<std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>>,
     sessions: session::SessionSettings,
+    rate_limits: ratelimit::RateLimits,
 }
 
 impl AppState {
-    /// State over `store`, with the rules `config` sets, sealing secrets with `secrets`.
+    /// State over `store`, with the rules `config` sets, sealing secrets with `secrets`. Call
+    /// within a Tokio runtime when `config` names a Redis for rate limits.
     pub fn new(store: Store, config: &Config, secrets: SecretBox) -> anyhow::Result<Self> {
         let rules = WriteRules { reserved: config.reserved(), max_metadata_bytes: config.max_metadata_bytes };
         let networks = config.allowed_networks().map_err(anyhow::Error::msg)?;
@@ -82,6 +86,7 @@ impl AppState {
                 secret_grace: chrono::TimeDelta::hours(i64::from(config.webhook_secret_grace_hours)),
                 key_touches: std::sync::Mutex::default(),
                 sessions: session::SessionSettings::from_config(config),
+                rate_limits: ratelimit::RateLimits::from_config(config)?,
             }),
         })
     }
@@ -129,6 +134,12 @@ impl AppState {
         &self.inner.sessions
     }
 
+    /// Rate limits per API key and per login address.
+    #[must_use]
+    pub fn rate_limits(&self) -> &ratelimit::RateLimits {
+        &self.inner.rate_limits
+    }
+
     /// The rules tenant writes follow.
     #[must_use]
     pub fn rules(&self) -> &WriteRules {
@@ -156,6 +167,7 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .layer(Extension(spec))
+        .layer(axum::middleware::from_fn(ratelimit::headers))
         .layer(axum::middleware::from_fn(audit::request_id))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| -> Response {

@@ -15,6 +15,7 @@ mod errors;
 mod events;
 mod keys;
 mod openapi;
+mod ratelimit;
 mod sync_status;
 mod tenants;
 mod webhooks;
