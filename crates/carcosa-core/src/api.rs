@@ -267,6 +267,28 @@ pub struct ApiKeyOut {
     /// When it was revoked; a revoked key is refused.
     #[serde(with = "rfc3339_opt")]
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The key's own rate limit; `null` when the server's default applies.
+    #[serde(default)]
+    pub rate_limit: Option<KeyRateLimit>,
+}
+
+/// A key's own rate limit (a token bucket), in place of the server's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyRateLimit {
+    /// Requests a second, sustained; `0` means no limit for this key.
+    pub per_second: u32,
+    /// Requests that may arrive at once (the bucket's size).
+    pub burst: u32,
+}
+
+impl KeyRateLimit {
+    /// `per_second` requests a second with bursts of `burst`, or twice `per_second` when no
+    /// burst is given (at least 1).
+    #[must_use]
+    pub fn new(per_second: u32, burst: Option<u32>) -> Self {
+        Self { per_second, burst: burst.unwrap_or(per_second.saturating_mul(2)).max(1) }
+    }
 }
 
 #[cfg(test)]

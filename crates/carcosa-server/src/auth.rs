@@ -6,12 +6,16 @@
 //! project is the scope of everything the handler does, which is how one project's key never
 //! sees another project's tenants. It also keeps what the audit log records about the request
 //! ([`Authorized::audit`]), so a handler passes its caller to the store in one value.
+//!
+//! Once the key is known, and before its scope is checked, the request takes a token from the
+//! key's rate-limit bucket ([`crate::ratelimit::enforce`]): an empty bucket is a 429.
 
 use std::marker::PhantomData;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
+use carcosa_core::api::KeyRateLimit;
 use carcosa_core::audit::Actor;
 use carcosa_core::{ApiKey, ProjectId, Scope};
 
@@ -32,6 +36,8 @@ pub struct Principal {
     pub key_id: String,
     /// Everything the key may do.
     pub scopes: Vec<Scope>,
+    /// The key's own rate limit; `None` when the server's default applies.
+    pub rate_limit: Option<KeyRateLimit>,
 }
 
 /// A scope a handler requires, as a type.
@@ -87,6 +93,7 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let principal = authenticate(parts, state).await?;
+        crate::ratelimit::enforce(parts, state.rate_limits(), &principal).await?;
         if !principal.scopes.contains(&S::SCOPE) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -139,5 +146,10 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
         "key" => stored.key.id.clone()
     )
     .increment(1);
-    Ok(Principal { project: stored.key.project_id, key_id: stored.key.id, scopes: stored.key.scopes })
+    Ok(Principal {
+        project: stored.key.project_id,
+        key_id: stored.key.id,
+        scopes: stored.key.scopes,
+        rate_limit: stored.key.rate_limit,
+    })
 }

@@ -30,13 +30,23 @@
 //! | `session_absolute_hours` | `CARCOSA_SESSION_ABSOLUTE_HOURS` | `168` (7 days after login, a session ends) |
 //! | `login_max_failures` | `CARCOSA_LOGIN_MAX_FAILURES` | `5` (per account and per address, in the window) |
 //! | `login_failure_window_mins` | `CARCOSA_LOGIN_FAILURE_WINDOW_MINS` | `15` |
+//! | `rate_limit_per_second` | `CARCOSA_RATE_LIMIT_PER_SECOND` | `100` per API key (`0`: no default limit) |
+//! | `rate_limit_burst` | `CARCOSA_RATE_LIMIT_BURST` | `200` (requests a key may send at once) |
+//! | `rate_limit_redis_url` | `CARCOSA_RATE_LIMIT_REDIS_URL` | unset: limits are per replica; `redis://…` shares them |
+//! | `rate_limit_redis_prefix` | `CARCOSA_RATE_LIMIT_REDIS_PREFIX` | `carcosa:ratelimit:` |
+//! | `login_rate_limit_per_minute` | `CARCOSA_LOGIN_RATE_LIMIT_PER_MINUTE` | `10` login attempts per address (`0`: none) |
+//! | `login_rate_limit_burst` | `CARCOSA_LOGIN_RATE_LIMIT_BURST` | `5` |
 //!
 //! Not configuration, read once by `carcosa serve` when no operator exists yet:
 //! `CARCOSA_ADMIN_EMAIL` (default `admin@localhost`) and `CARCOSA_ADMIN_PASSWORD` (generated and
 //! printed once on stderr when unset); see `docs/dashboard.md`.
 //!
-//! The database URL may hold a password and the master key is a secret: [`DatabaseUrl`] and
-//! [`SecretString`] hide them from `Debug`, and [`Config::to_redacted_toml`] prints neither.
+//! A key created with its own rate limit (`carcosa key create --rate-limit N`) uses that instead
+//! of `rate_limit_per_second`; see `docs/api.md`, "Rate limits".
+//!
+//! The database and Redis URLs may hold a password and the master key is a secret:
+//! [`DatabaseUrl`] and [`SecretString`] hide them from `Debug`, and [`Config::to_redacted_toml`]
+//! prints none of them.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -46,6 +56,9 @@ use std::time::Duration;
 use carcosa_core::slug::{DEFAULT_RESERVED, ReservedSlugs};
 use carcosa_core::tenant::DEFAULT_MAX_METADATA_BYTES;
 use serde::{Deserialize, Serialize};
+
+/// Settings without a default value; their kind (text) cannot be learnt from one.
+const OPTIONAL_KEYS: [&str; 4] = ["master_key", "master_key_file", "metrics_token", "rate_limit_redis_url"];
 
 /// Everything `carcosa serve` can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +122,20 @@ pub struct Config {
     pub login_max_failures: u32,
     /// The window failed logins are counted in.
     pub login_failure_window_mins: u32,
+    /// Requests per second an API key may make, sustained (a token bucket); `0` turns the
+    /// default limit off. A key's own limit replaces it.
+    pub rate_limit_per_second: u32,
+    /// Requests an API key may make at once (the bucket's size).
+    pub rate_limit_burst: u32,
+    /// A Redis (`redis://[:password@]host[:port][/db]`) that keeps the buckets, shared by every
+    /// replica. Unset: each replica limits on its own.
+    pub rate_limit_redis_url: Option<DatabaseUrl>,
+    /// The prefix of the buckets' names in Redis.
+    pub rate_limit_redis_prefix: String,
+    /// Login attempts per minute from one address, sustained; `0` turns the limit off.
+    pub login_rate_limit_per_minute: u32,
+    /// Login attempts one address may make at once.
+    pub login_rate_limit_burst: u32,
 }
 
 impl Default for Config {
@@ -142,6 +169,12 @@ impl Default for Config {
             session_absolute_hours: 168,
             login_max_failures: 5,
             login_failure_window_mins: 15,
+            rate_limit_per_second: 100,
+            rate_limit_burst: 200,
+            rate_limit_redis_url: None,
+            rate_limit_redis_prefix: "carcosa:ratelimit:".into(),
+            login_rate_limit_per_minute: 10,
+            login_rate_limit_burst: 5,
         }
     }
 }
@@ -194,7 +227,7 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut table = toml::Table::try_from(Self::default()).expect("the defaults serialize");
         // Optional keys have no default value to learn their kind from: they are text.
-        for key in ["master_key", "master_key_file", "metrics_token"] {
+        for key in OPTIONAL_KEYS {
             table.entry(key).or_insert_with(|| toml::Value::String(String::new()));
         }
         if let Some(path) = path {
@@ -227,7 +260,7 @@ impl Config {
                 .try_into::<Self>()
                 .map_err(|e| ConfigError::Env { var: var.clone(), message: e.message().to_owned() })?;
         }
-        for key in ["master_key", "master_key_file", "metrics_token"] {
+        for key in OPTIONAL_KEYS {
             if table.get(key).and_then(toml::Value::as_str) == Some("") {
                 table.remove(key);
             }
@@ -271,11 +304,13 @@ impl Config {
             .collect()
     }
 
-    /// The effective configuration as TOML, with the database password replaced by `***`.
+    /// The effective configuration as TOML, with the database and Redis passwords and the
+    /// master key replaced by `***`.
     #[must_use]
     pub fn to_redacted_toml(&self) -> String {
         let mut shown = self.clone();
         shown.database_url = DatabaseUrl(shown.database_url.redacted());
+        shown.rate_limit_redis_url = shown.rate_limit_redis_url.map(|url| DatabaseUrl(url.redacted()));
         shown.master_key = shown.master_key.map(|_| SecretString("***".into()));
         shown.metrics_token = shown.metrics_token.map(|_| SecretString("***".into()));
         toml::to_string(&shown).expect("the config serializes")
@@ -350,7 +385,7 @@ impl fmt::Debug for SecretString {
     }
 }
 
-/// A database URL; may contain a password, so `Debug` hides it.
+/// A database (or Redis) URL; may contain a password, so `Debug` hides it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct DatabaseUrl(pub String);
@@ -484,6 +519,32 @@ mod tests {
         assert_eq!(config.metrics_token.as_ref().unwrap().expose(), "scrape-me-please");
         assert!(!config.to_redacted_toml().contains("scrape-me-please"));
         assert!(!format!("{config:?}").contains("scrape-me-please"));
+    }
+
+    #[test]
+    fn rate_limits_are_configurable_and_the_redis_password_is_hidden() {
+        let defaults = Config::default();
+        assert_eq!((defaults.rate_limit_per_second, defaults.rate_limit_burst), (100, 200));
+        assert_eq!(defaults.rate_limit_redis_url, None);
+        let config = Config::load(
+            None,
+            env(&[
+                ("CARCOSA_RATE_LIMIT_PER_SECOND", "0"),
+                ("CARCOSA_RATE_LIMIT_REDIS_URL", "redis://:hunter2@cache:6379/2"),
+                ("CARCOSA_LOGIN_RATE_LIMIT_PER_MINUTE", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.rate_limit_per_second, 0);
+        assert_eq!(config.login_rate_limit_per_minute, 3);
+        assert_eq!(config.rate_limit_redis_url.as_ref().unwrap().expose(), "redis://:hunter2@cache:6379/2");
+        let shown = config.to_redacted_toml();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("redis://:***@cache:6379/2"), "{shown}");
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let unset = Config::load(None, env(&[("CARCOSA_RATE_LIMIT_REDIS_URL", "")])).unwrap();
+        assert_eq!(unset.rate_limit_redis_url, None);
+        assert!(Config::load(None, env(&[("CARCOSA_RATE_LIMIT_BURST", "lots")])).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! Where things live: [`store`] (all SQL and the transactional invariants), [`routes`] (one module
 //! per resource), [`auth`] (API keys and scopes), [`audit`] (who made a change, from where),
 //! [`extract`] (request parsing with problem+json rejections), [`error`] (the error policy),
+//! [`ratelimit`] (token buckets per key and per login address, in memory or in Redis),
 //! [`config`], [`telemetry`] (metrics and `/metrics`); the dashboard: [`ui`] (pages), [`session`] (cookies, CSRF), [`operators`]
 //! (accounts, passwords, login throttle).
 
@@ -20,6 +21,7 @@ mod docs_page;
 pub mod error;
 pub mod extract;
 pub mod operators;
+pub mod ratelimit;
 pub mod routes;
 pub mod secrets;
 pub mod session;
@@ -68,10 +70,12 @@ struct StateInner {
     sessions: session::SessionSettings,
     metrics_token: Option<String>,
     gauges: telemetry::Gauges,
+    rate_limits: ratelimit::RateLimits,
 }
 
 impl AppState {
-    /// State over `store`, with the rules `config` sets, sealing secrets with `secrets`.
+    /// State over `store`, with the rules `config` sets, sealing secrets with `secrets`. Call
+    /// within a Tokio runtime when `config` names a Redis for rate limits.
     pub fn new(store: Store, config: &Config, secrets: SecretBox) -> anyhow::Result<Self> {
         let rules = WriteRules { reserved: config.reserved(), max_metadata_bytes: config.max_metadata_bytes };
         let networks = config.allowed_networks().map_err(anyhow::Error::msg)?;
@@ -87,6 +91,7 @@ impl AppState {
                 sessions: session::SessionSettings::from_config(config),
                 metrics_token: config.metrics_token.as_ref().map(|t| t.expose().to_owned()),
                 gauges: telemetry::Gauges::default(),
+                rate_limits: ratelimit::RateLimits::from_config(config)?,
             }),
         })
     }
@@ -144,6 +149,12 @@ impl AppState {
         &self.inner.gauges
     }
 
+    /// Rate limits per API key and per login address.
+    #[must_use]
+    pub fn rate_limits(&self) -> &ratelimit::RateLimits {
+        &self.inner.rate_limits
+    }
+
     /// The rules tenant writes follow.
     #[must_use]
     pub fn rules(&self) -> &WriteRules {
@@ -177,6 +188,7 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .layer(Extension(spec))
+        .layer(axum::middleware::from_fn(ratelimit::headers))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| -> Response {
             ApiError::internal(&"a request handler panicked").into_response()

@@ -1,6 +1,7 @@
 //! `carcosa key …`: create, list and revoke a project's API keys.
 
 use anyhow::Context;
+use carcosa_core::api::KeyRateLimit;
 use carcosa_core::{ProjectId, Scope};
 use carcosa_server::Config;
 use carcosa_server::store::StoreError;
@@ -22,6 +23,13 @@ pub enum Command {
         /// A label to recognise the key by.
         #[arg(long)]
         label: Option<String>,
+        /// The key's own rate limit in requests a second, in place of the server's
+        /// `rate_limit_per_second`; 0: this key is not limited.
+        #[arg(long)]
+        rate_limit: Option<u32>,
+        /// The key's burst (requests at once); twice --rate-limit when not given.
+        #[arg(long, requires = "rate_limit")]
+        rate_limit_burst: Option<u32>,
     },
     /// List a project's keys (never their secrets), as JSON lines.
     List {
@@ -43,9 +51,15 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     let store = super::open(&config).await?;
     let result = async {
         match command {
-            Parsed::Create { project, scopes, label } => {
+            Parsed::Create { project, scopes, label, rate_limit } => {
                 let (key, secret) = store
-                    .create_key(project, &scopes, label.as_deref(), &super::audit_context())
+                    .create_key_with_limit(
+                        project,
+                        &scopes,
+                        label.as_deref(),
+                        rate_limit,
+                        &super::audit_context(),
+                    )
                     .await
                     .map_err(|e| not_found(e, || format!("no project {project}")))?;
                 eprintln!("created key {}; keep it safe, it is not shown again", key.id);
@@ -74,7 +88,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 enum Parsed {
-    Create { project: ProjectId, scopes: Vec<Scope>, label: Option<String> },
+    Create { project: ProjectId, scopes: Vec<Scope>, label: Option<String>, rate_limit: Option<KeyRateLimit> },
     List { project: ProjectId },
     Revoke { key_id: String },
 }
@@ -83,7 +97,7 @@ impl Parsed {
     fn from(command: Command) -> anyhow::Result<Self> {
         let project_id = |text: &str| ProjectId::parse(text.trim()).context("--project");
         Ok(match command {
-            Command::Create { project, scopes, label } => Self::Create {
+            Command::Create { project, scopes, label, rate_limit, rate_limit_burst } => Self::Create {
                 project: project_id(&project)?,
                 scopes: scopes
                     .iter()
@@ -92,6 +106,7 @@ impl Parsed {
                     .collect::<Result<_, _>>()
                     .context("--scope")?,
                 label,
+                rate_limit: rate_limit.map(|per_second| KeyRateLimit::new(per_second, rate_limit_burst)),
             },
             Command::List { project } => Self::List { project: project_id(&project)? },
             Command::Revoke { key_id } => Self::Revoke { key_id: key_id.trim().to_owned() },

@@ -70,6 +70,43 @@ fn keys_are_created_listed_and_revoked() {
     assert!(revoked_key["revoked_at"].is_string());
 }
 
+#[test]
+fn a_key_can_have_its_own_rate_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = create_project(dir.path(), "Limits");
+    let id = project["project"]["id"].as_str().unwrap();
+    assert!(project["project"].get("rate_limit").is_none());
+    let create = |extra: &[&str]| {
+        let mut args = vec!["key", "create", "--project", id, "--scope", "tenants:read"];
+        args.extend_from_slice(extra);
+        let output = run(carcosa(dir.path()).args(&args));
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_str::<Value>(&stdout(&output)).unwrap()["key"].clone()
+    };
+    assert_eq!(create(&[])["rate_limit"], Value::Null, "the server's default applies");
+    assert_eq!(
+        create(&["--rate-limit", "5"])["rate_limit"],
+        serde_json::json!({"per_second": 5, "burst": 10})
+    );
+    let own = create(&["--rate-limit", "0", "--rate-limit-burst", "3"]);
+    assert_eq!(own["rate_limit"], serde_json::json!({"per_second": 0, "burst": 3}));
+    let listed = run(carcosa(dir.path()).args(["key", "list", "--project", id]));
+    let listed: Vec<Value> = stdout(&listed).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let found = listed.iter().find(|k| k["id"] == own["id"]).unwrap();
+    assert_eq!(found["rate_limit"], own["rate_limit"], "the limit is stored");
+    let refused = run(carcosa(dir.path()).args([
+        "key",
+        "create",
+        "--project",
+        id,
+        "--scope",
+        "tenants:read",
+        "--rate-limit-burst",
+        "3",
+    ]));
+    assert!(!refused.status.success(), "a burst needs a rate");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_changes_are_audited_as_the_os_user() {
     let dir = tempfile::tempdir().unwrap();

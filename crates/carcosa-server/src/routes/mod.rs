@@ -10,8 +10,11 @@ pub mod sync_status;
 pub mod tenants;
 pub mod webhooks;
 
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, Ref, ResponseBuilder};
+use utoipa::openapi::{
+    ContentBuilder, Object, OpenApi as OpenApiDoc, Ref, RefOr, Response, ResponseBuilder, Type,
+};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -69,12 +72,16 @@ impl Modify for SecurityAndCommonErrors {
     }
 }
 
-/// Adds the errors every authenticated call can return. Runs after all routes are merged (the
-/// `Modify` hook above runs before them).
+/// Adds the errors every authenticated call can return, and the rate-limit headers its
+/// responses carry. Runs after all routes are merged (the `Modify` hook above runs before them).
 pub fn add_common_errors(openapi: &mut OpenApiDoc) {
     let common = [
         ("401", "`unauthorized`: missing, malformed, unknown or revoked API key"),
         ("403", "`insufficient_scope`: the key lacks the scope this call needs"),
+        (
+            "429",
+            "`rate_limited`: the key made more requests than its rate limit allows; retry after `Retry-After` seconds",
+        ),
         ("500", "`internal_error`: the server failed; the cause is logged, never returned"),
         ("503", "`unavailable`: the database is busy or unreachable; retry"),
     ];
@@ -96,6 +103,35 @@ pub fn add_common_errors(openapi: &mut OpenApiDoc) {
                         .into()
                 });
             }
+            for (status, response) in &mut operation.responses.responses {
+                if let RefOr::T(response) = response {
+                    add_rate_limit_headers(response, status == "429");
+                }
+            }
         }
+    }
+}
+
+/// Documents the `RateLimit-*` headers (and on a 429, `Retry-After`). They are on every
+/// response to a request whose key has a limit, once the key is known.
+fn add_rate_limit_headers(response: &mut Response, refused: bool) {
+    let integer = || Object::builder().schema_type(Type::Integer).minimum(Some(0)).build();
+    let headers = [
+        ("RateLimit-Limit", "Requests the key may make at once (its bucket's size)."),
+        ("RateLimit-Remaining", "Requests the key may still make right now."),
+        ("RateLimit-Reset", "Seconds until the key's bucket is full again."),
+    ];
+    for (name, description) in headers {
+        response.headers.insert(
+            name.to_owned(),
+            HeaderBuilder::new().schema(integer()).description(Some(description)).build(),
+        );
+    }
+    if refused {
+        let retry = HeaderBuilder::new()
+            .schema(integer())
+            .description(Some("Seconds to wait before the next request can succeed (at least 1)."))
+            .build();
+        response.headers.insert("Retry-After".to_owned(), retry);
     }
 }

@@ -21,7 +21,7 @@ mod sqlite;
 
 use std::time::Duration;
 
-use carcosa_core::api::{ApiKeyOut, NewTenant, ProjectOut, TenantChanges, TenantPage};
+use carcosa_core::api::{ApiKeyOut, KeyRateLimit, NewTenant, ProjectOut, TenantChanges, TenantPage};
 use carcosa_core::audit::{ActorFilter, AuditAction, AuditPage};
 use carcosa_core::endpoint::{DeliveryOut, DeliveryPage, DeliveryStatus, EndpointOut};
 use carcosa_core::slug::ReservedSlugs;
@@ -292,7 +292,7 @@ impl Store {
         on_backend!(self, s => s.list_projects().await)
     }
 
-    /// Creates an API key for `project`.
+    /// Creates an API key for `project`, limited by the server's default rate limit.
     pub async fn create_key(
         &self,
         project: ProjectId,
@@ -300,7 +300,19 @@ impl Store {
         label: Option<&str>,
         audit: &AuditContext,
     ) -> Result<(ApiKeyOut, ApiKey), StoreError> {
-        on_backend!(self, s => s.create_key(project, scopes, label, audit).await)
+        self.create_key_with_limit(project, scopes, label, None, audit).await
+    }
+
+    /// Creates an API key for `project` with its own rate limit (`None`: the server's default).
+    pub async fn create_key_with_limit(
+        &self,
+        project: ProjectId,
+        scopes: &[Scope],
+        label: Option<&str>,
+        rate_limit: Option<KeyRateLimit>,
+        audit: &AuditContext,
+    ) -> Result<(ApiKeyOut, ApiKey), StoreError> {
+        on_backend!(self, s => s.create_key(project, scopes, label, rate_limit, audit).await)
     }
 
     /// The keys of `project`, oldest first (revoked ones included).

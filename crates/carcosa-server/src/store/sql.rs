@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 
-use carcosa_core::api::{ApiKeyOut, NewTenant, ProjectOut, TenantChanges, TenantPage};
+use carcosa_core::api::{ApiKeyOut, KeyRateLimit, NewTenant, ProjectOut, TenantChanges, TenantPage};
 use carcosa_core::audit::{AuditAction, AuditTarget, TargetType};
 use carcosa_core::slug::ReservedSlugs;
 use carcosa_core::tenant::Metadata;
@@ -38,8 +38,8 @@ const MIGRATE_ATTEMPTS: u64 = 5;
 const TENANT_COLUMNS: &str =
     "id, slug, name, status, plan, metadata, version, created_at, updated_at, deleted_at";
 const EVENT_COLUMNS: &str = "seq, id, event_type, occurred_at, tenant";
-const KEY_COLUMNS: &str =
-    "id, project_id, secret_hash, scopes, label, created_at, last_used_at, revoked_at";
+const KEY_COLUMNS: &str = "id, project_id, secret_hash, scopes, label, created_at, last_used_at, revoked_at, \
+     rate_limit_per_second, rate_limit_burst";
 
 impl Backend {
     /// Applies the embedded migrations that have not run yet.
@@ -99,7 +99,7 @@ impl Backend {
             .await?;
         let created = Change::new(AuditAction::ProjectCreate, AuditTarget::new(TargetType::Project, project.id));
         insert_audit(&mut tx, project.id, audit, created.after(&project)?).await?;
-        let (out, key) = insert_key(&mut tx, project.id, &Scope::ALL, Some("default"), audit).await?;
+        let (out, key) = insert_key(&mut tx, project.id, &Scope::ALL, Some("default"), None, audit).await?;
         tx.commit().await?;
         Ok((project, out, key))
     }
@@ -124,10 +124,11 @@ impl Backend {
         project: ProjectId,
         scopes: &[Scope],
         label: Option<&str>,
+        rate_limit: Option<KeyRateLimit>,
         audit: &AuditContext,
     ) -> Result<(ApiKeyOut, ApiKey), StoreError> {
         let mut tx = self.writer().begin().await?;
-        let inserted = insert_key(&mut tx, project, scopes, label, audit).await;
+        let inserted = insert_key(&mut tx, project, scopes, label, rate_limit, audit).await;
         let inserted = match inserted {
             // The foreign key refuses keys for projects that do not exist.
             Err(StoreError::Database(sqlx::Error::Database(db))) if db.is_foreign_key_violation() => {
@@ -545,9 +546,20 @@ fn key_from_row(row: &DbRow) -> Result<StoredKey, sqlx::Error> {
             created_at: row.try_get("created_at")?,
             last_used_at: row.try_get("last_used_at")?,
             revoked_at: row.try_get("revoked_at")?,
+            rate_limit: key_rate_limit(row)?,
         },
         secret_hash: row.try_get("secret_hash")?,
     })
+}
+
+/// The key's own rate limit: both columns set, or neither.
+fn key_rate_limit(row: &DbRow) -> Result<Option<KeyRateLimit>, sqlx::Error> {
+    let per_second: Option<i64> = row.try_get("rate_limit_per_second")?;
+    let burst: Option<i64> = row.try_get("rate_limit_burst")?;
+    let Some(per_second) = per_second else { return Ok(None) };
+    let per_second = u32::try_from(per_second).map_err(decode_err)?;
+    let burst = burst.map(u32::try_from).transpose().map_err(decode_err)?;
+    Ok(Some(KeyRateLimit::new(per_second, burst)))
 }
 
 async fn insert_key(
@@ -555,6 +567,7 @@ async fn insert_key(
     project: ProjectId,
     scopes: &[Scope],
     label: Option<&str>,
+    rate_limit: Option<KeyRateLimit>,
     audit: &AuditContext,
 ) -> Result<(ApiKeyOut, ApiKey), StoreError> {
     let key = ApiKey::generate();
@@ -569,15 +582,21 @@ async fn insert_key(
         created_at: now(),
         last_used_at: None,
         revoked_at: None,
+        rate_limit,
     };
     let scope_text = out.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
-    sqlx::query("INSERT INTO api_keys (id, project_id, secret_hash, scopes, label, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+    sqlx::query(
+        "INSERT INTO api_keys (id, project_id, secret_hash, scopes, label, created_at, rate_limit_per_second, rate_limit_burst) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
         .bind(&out.id)
         .bind(project.to_string())
         .bind(key.secret_hash())
         .bind(scope_text)
         .bind(out.label.as_deref())
         .bind(out.created_at)
+        .bind(rate_limit.map(|r| i64::from(r.per_second)))
+        .bind(rate_limit.map(|r| i64::from(r.burst)))
         .execute(&mut **tx)
         .await?;
     // The public record only: never the secret or its hash.

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::{CsrfForm, csrf_failed, internal_error, invalid_form, page, parse_form, respond};
 use crate::AppState;
 use crate::operators::{LoginOutcome, check_login};
+use crate::ratelimit;
 use crate::session::{self, COOKIE, ClientAddress, LOGIN_COOKIE, Token, cookie, read_cookie, tokens_match};
 use crate::store::now;
 
@@ -76,8 +77,9 @@ struct LoginForm {
     csrf: String,
 }
 
-/// `POST /ui/login`: checks the throttle and the password; on success starts a new session and
-/// goes to the dashboard.
+/// `POST /ui/login`: checks the login rate limit, the failed-login throttle and the password; on
+/// success starts a new session and goes to the dashboard. Every answer past the CSRF check
+/// carries the `RateLimit-*` headers (and a 429, `Retry-After`).
 pub async fn submit(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
@@ -93,6 +95,33 @@ pub async fn submit(
     if !tokens_match(&token.csrf(), &form.csrf) {
         return csrf_failed();
     }
+    // Before any password is hashed: attempts per address, in a token bucket.
+    let limited = state.rate_limits().check_login(&address).await;
+    let mut response = match limited {
+        Some(decision) if !decision.allowed => {
+            let seconds = decision.retry_after_secs;
+            let message = format!(
+                "Too many sign-in attempts from this address. Try again in {seconds} second{}.",
+                if seconds == 1 { "" } else { "s" }
+            );
+            login_page(StatusCode::TOO_MANY_REQUESTS, &token, form.email.trim(), Some(&message))
+        }
+        _ => sign_in(&state, &address, &headers, form, &token).await,
+    };
+    if let Some(decision) = limited {
+        ratelimit::set_headers(response.headers_mut(), &decision);
+    }
+    response
+}
+
+/// Checks the failed-login throttle and the password; on success starts a new session.
+async fn sign_in(
+    state: &AppState,
+    address: &str,
+    headers: &HeaderMap,
+    form: LoginForm,
+    token: &Token,
+) -> Response {
     let settings = state.sessions().clone();
     let store = state.store();
     let at = now();
@@ -101,11 +130,11 @@ pub async fn submit(
     {
         tracing::warn!(error = %err, "could not remove expired sessions");
     }
-    let outcome = check_login(store, settings.throttle, &form.email, form.password, &address).await;
+    let outcome = check_login(store, settings.throttle, &form.email, form.password, address).await;
     match outcome {
         Err(err) => internal_error(&err),
         Ok(LoginOutcome::Refused) => {
-            login_page(StatusCode::UNAUTHORIZED, &token, form.email.trim(), Some(WRONG_LOGIN))
+            login_page(StatusCode::UNAUTHORIZED, token, form.email.trim(), Some(WRONG_LOGIN))
         }
         Ok(LoginOutcome::Throttled(wait)) => {
             let seconds = wait.num_seconds().max(1);
@@ -115,13 +144,13 @@ pub async fn submit(
                 if minutes == 1 { "" } else { "s" }
             );
             let mut response =
-                login_page(StatusCode::TOO_MANY_REQUESTS, &token, form.email.trim(), Some(&message));
+                login_page(StatusCode::TOO_MANY_REQUESTS, token, form.email.trim(), Some(&message));
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             response
         }
         Ok(LoginOutcome::Success(operator)) => {
             let new = Token::generate();
-            let old = read_cookie(&headers, COOKIE).and_then(Token::parse).map(|t| t.hash());
+            let old = read_cookie(headers, COOKIE).and_then(Token::parse).map(|t| t.hash());
             let user_agent = headers
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
@@ -130,7 +159,7 @@ pub async fn submit(
                 .create_session(
                     &new.hash(),
                     operator.id,
-                    Some(&address),
+                    Some(address),
                     user_agent.as_deref(),
                     old.as_deref(),
                 )
@@ -139,7 +168,7 @@ pub async fn submit(
                 return internal_error(&err);
             }
             tracing::info!(operator = %operator.id, "operator signed in");
-            let secure = session::is_secure(&headers, &settings);
+            let secure = session::is_secure(headers, &settings);
             let mut response = Redirect::to("/ui/").into_response();
             let cookies = response.headers_mut();
             cookies.append(header::SET_COOKIE, cookie(COOKIE, Some(new.expose()), secure));

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, spawn};
+use crate::helpers::{Backend, TestApp, spawn_with};
 use crate::on_both_backends;
 
 const WRITERS: usize = 16;
@@ -48,7 +48,8 @@ async fn follow_feed(app: Arc<TestApp>, total: usize, done: Arc<AtomicBool>) -> 
 }
 
 async fn concurrent_writes_make_a_gap_free_feed(backend: Backend) {
-    let app = Arc::new(spawn(backend).await);
+    // Sixteen writers and a reader on one key, as fast as they go: past any sensible rate limit.
+    let app = Arc::new(spawn_with(backend, |config| config.rate_limit_per_second = 0).await);
     let total = WRITERS * WRITES_EACH;
     let done = Arc::new(AtomicBool::new(false));
     let reader = tokio::spawn(follow_feed(app.clone(), total, done.clone()));

@@ -185,7 +185,8 @@ async fn wrong_passwords_and_unknown_emails_get_one_generic_answer(backend: Back
 }
 
 async fn repeated_failures_are_throttled_per_account_and_per_address(backend: Backend) {
-    let app = spawn(backend).await;
+    // The failed-login throttle on its own, without the rate limit on attempts.
+    let app = spawn_with(backend, |config| config.login_rate_limit_per_minute = 0).await;
     operator(&app, "ada@example.com", "Ada", Some(Role::Owner), None).await;
     operator(&app, "bob@example.com", "Bob", Some(Role::Viewer), None).await;
     let mut browser = Browser::new(&app);
@@ -200,6 +201,32 @@ async fn repeated_failures_are_throttled_per_account_and_per_address(backend: Ba
     // The address has failed five times too: another account from it waits as well.
     let other = browser.login("bob@example.com", PASSWORD).await;
     assert_eq!(other.status, 429, "{}", other.text);
+    app.finish().await;
+}
+
+async fn login_attempts_are_rate_limited_per_address(backend: Backend) {
+    let app = spawn_with(backend, |config| {
+        config.login_rate_limit_per_minute = 1;
+        config.login_rate_limit_burst = 2;
+        config.login_max_failures = 100;
+    })
+    .await;
+    operator(&app, "ada@example.com", "Ada", Some(Role::Owner), None).await;
+    let mut browser = Browser::new(&app);
+    let header = |page: &Page, name: &str| page.headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+    for remaining in ["1", "0"] {
+        let refused = browser.login("ada@example.com", "not the password").await;
+        assert_eq!(refused.status, 401, "{}", refused.text);
+        assert_eq!(header(&refused, "ratelimit-limit").as_deref(), Some("2"));
+        assert_eq!(header(&refused, "ratelimit-remaining").as_deref(), Some(remaining));
+    }
+    let limited = browser.login("ada@example.com", PASSWORD).await;
+    assert_eq!(limited.status, 429, "even the right password waits: {}", limited.text);
+    assert!(limited.text.contains("Too many sign-in attempts from this address"), "{}", limited.text);
+    let retry: u64 = header(&limited, "retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(header(&limited, "ratelimit-remaining").as_deref(), Some("0"));
+    assert!(browser.session().is_none());
     app.finish().await;
 }
 
@@ -349,6 +376,7 @@ on_both_backends!(
     a_login_sets_a_fresh_session_cookie_each_time,
     wrong_passwords_and_unknown_emails_get_one_generic_answer,
     repeated_failures_are_throttled_per_account_and_per_address,
+    login_attempts_are_rate_limited_per_address,
     logout_ends_the_session,
     posts_without_the_csrf_token_are_refused,
     names_render_as_text_and_operators_see_only_their_projects,

@@ -14,8 +14,13 @@ use crate::helpers::{Backend, TestApp, spawn_with, test_actor};
 use crate::on_both_backends;
 
 async fn spawn(backend: Backend) -> TestApp {
-    // Endpoints on loopback (a closed port) are allowed, so tests can create them.
-    spawn_with(backend, |c| c.webhook_allow_private = true).await
+    // Endpoints on loopback (a closed port) are allowed, so tests can create them; the tests set
+    // up their data through the API faster than the default rate limit allows.
+    spawn_with(backend, |c| {
+        c.webhook_allow_private = true;
+        c.rate_limit_per_second = 0;
+    })
+    .await
 }
 
 /// Signs in a new operator with `role` in the test project.

@@ -18,6 +18,7 @@ mod events;
 mod keys;
 mod metrics;
 mod openapi;
+mod ratelimit;
 mod sync_status;
 mod tenants;
 mod webhooks;

@@ -184,6 +184,8 @@ async fn webhook_latency(
         master_key: Some(SecretString("Y2FyY29zYS1iZW5jaG1hcmstbWFzdGVyLWtleS0zMmI=".into())),
         webhook_allow_private: true,
         database_max_connections: 20,
+        // The bench drives one key far past the default rate limit on purpose.
+        rate_limit_per_second: 0,
         ..Config::default()
     };
     let store = carcosa_server::open_store(&config).await?;

@@ -46,7 +46,12 @@ pub(super) async fn sync_throughput(
     let local = if admin.is_some() { "postgres" } else { "sqlite" };
     eprintln!("sync into local {local}: {tenants} tenants, then {events} events twice");
     let server_db = super::scratch("sqlite", None).await?;
-    let config = Config { database_url: DatabaseUrl(server_db.url.clone()), ..Config::default() };
+    // Pages are read as fast as the server answers: no rate limit.
+    let config = Config {
+        database_url: DatabaseUrl(server_db.url.clone()),
+        rate_limit_per_second: 0,
+        ..Config::default()
+    };
     let store = carcosa_server::open_store(&config).await?;
     let audit = crate::commands::audit_context();
     let (project, _, key) = store.create_project("bench", &audit).await?;
