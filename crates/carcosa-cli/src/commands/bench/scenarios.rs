@@ -27,6 +27,12 @@ pub(super) struct ScenarioResult {
     /// Throughput as a fraction of the baseline's, same run.
     pub ratio: Option<f64>,
     pub peak_rss: Peak,
+    /// Growth runs: p50 latency as a multiple of the same scenario's at the smallest size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50_vs_smallest: Option<f64>,
+    /// Growth runs: the same for p99.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99_vs_smallest: Option<f64>,
     /// The first failure, when there were any.
     pub first_error: Option<String>,
 }
@@ -156,6 +162,8 @@ fn result(
         baseline: None,
         ratio: None,
         peak_rss,
+        p50_vs_smallest: None,
+        p99_vs_smallest: None,
         first_error,
     }
 }

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use carcosa_core::{ProjectId, TenantId};
 use carcosa_server::Config;
 use carcosa_server::config::{DatabaseUrl, SecretString};
@@ -90,8 +92,11 @@ impl Running {
     }
 
     /// Registers a webhook endpoint on a local receiver, so every tenant change also writes a
-    /// delivery (as `POST /v1/tenants` does in production).
-    pub async fn add_endpoint(&self) -> anyhow::Result<()> {
+    /// delivery (as `POST /v1/tenants` does in production); returns its id.
+    ///
+    /// Register it only after seeding: tenants seeded while it exists get deliveries too, and
+    /// the dispatcher working through them would load the scenarios that follow.
+    pub async fn add_endpoint(&self) -> anyhow::Result<String> {
         let hook = receiver().await?;
         let client = reqwest::Client::new();
         let response = client
@@ -101,6 +106,23 @@ impl Running {
             .send()
             .await?;
         anyhow::ensure!(response.status() == 201, "creating the endpoint failed: {}", response.text().await?);
+        let created: serde_json::Value = response.json().await?;
+        created["id"].as_str().map(str::to_owned).context("the endpoint has no id")
+    }
+
+    /// Deletes an endpoint [`Running::add_endpoint`] registered; its pending deliveries are
+    /// not attempted any more.
+    pub async fn remove_endpoint(&self, id: &str) -> anyhow::Result<()> {
+        let response = reqwest::Client::new()
+            .delete(format!("http://{}/v1/webhook-endpoints/{id}", self.addr))
+            .bearer_auth(&self.key)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "deleting the endpoint failed: {}",
+            response.status()
+        );
         Ok(())
     }
 

@@ -222,14 +222,22 @@ fn print(report: &Report) -> anyhow::Result<()> {
 fn scenario_table(results: &[ScenarioResult], by_size: bool) -> anyhow::Result<()> {
     use super::super::print_line;
     print_line(&format!(
-        "| backend | {}scenario | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | vs baseline | peak RSS MiB |",
-        if by_size { "tenants | " } else { "" }
+        "| backend | {}scenario | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | {} | peak RSS MiB |",
+        if by_size { "tenants | " } else { "" },
+        if by_size { "p50, p99 × smallest" } else { "vs baseline" }
     ))?;
     print_line(&format!("|---|{}---|---|---|---|---|---|---|---|---|", if by_size { "---|" } else { "" }))?;
     for r in results {
         let m = &r.summary;
         let size = if by_size { format!("{} | ", r.tenants) } else { String::new() };
-        let ratio = r.ratio.map_or(String::new(), |x| format!("{:.0} %", x * 100.0));
+        let ratio = if by_size {
+            match (r.p50_vs_smallest, r.p99_vs_smallest) {
+                (Some(p50), Some(p99)) => format!("{p50:.2}, {p99:.2}"),
+                _ => String::new(),
+            }
+        } else {
+            r.ratio.map_or(String::new(), |x| format!("{:.0} %", x * 100.0))
+        };
         let rss = r.peak_rss.mib.map_or("n/a".to_owned(), |m| format!("{m:.0}"));
         print_line(&format!(
             "| {} | {size}{} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {ratio} | {rss} |",
