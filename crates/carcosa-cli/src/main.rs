@@ -45,9 +45,9 @@ enum Command {
     /// Keep an app's own tenant table in sync with Carcosa (the sidecar, for apps in any
     /// language). The app's database is `--database-url`.
     Sync(Box<commands::sync::Args>),
-    /// Measure Carcosa on this machine (see docs/BENCHMARKS.md).
-    #[command(subcommand)]
-    Bench(commands::bench::Command),
+    /// Measure Carcosa on this machine (see docs/BENCHMARKS.md): the whole suite, or one
+    /// part of it.
+    Bench(Box<commands::bench::Args>),
     /// Create and list dashboard operators, set their passwords.
     #[command(subcommand)]
     User(commands::user::Command),
@@ -95,7 +95,7 @@ async fn run(command: Command, config: Config, app_database: Option<String>) -> 
         Command::Key(command) => commands::key::run(command, config).await,
         Command::User(command) => commands::user::run(command, config).await,
         Command::Webhook(command) => commands::webhook::run(command).await,
-        Command::Bench(command) => commands::bench::run(command).await,
+        Command::Bench(args) => commands::bench::run(*args).await,
     }
 }
 

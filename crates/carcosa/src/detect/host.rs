@@ -74,23 +74,36 @@ fn parse_host(raw: &str) -> Option<Parsed<'_>> {
     if name.is_empty() || name.len() > MAX_HOST_LEN {
         return None;
     }
-    if let Ok(ip) = name.parse::<Ipv4Addr>() {
-        return Some(Parsed::Ip(IpAddr::V4(ip)));
+    // One pass over the name (this runs on every request): every label non-empty, at most 63
+    // characters of `[A-Za-z0-9_-]`; is there upper case; is the last label all digits.
+    let (mut label_len, mut label_digits, mut upper) = (0, true, false);
+    for b in name.bytes() {
+        if b == b'.' {
+            if label_len == 0 {
+                return None;
+            }
+            (label_len, label_digits) = (0, true);
+            continue;
+        }
+        if !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return None;
+        }
+        label_len += 1;
+        if label_len > MAX_LABEL_LEN {
+            return None;
+        }
+        label_digits &= b.is_ascii_digit();
+        upper |= b.is_ascii_uppercase();
     }
-    let label_ok = |label: &str| {
-        !label.is_empty()
-            && label.len() <= MAX_LABEL_LEN
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    if !name.split('.').all(label_ok) {
+    if label_len == 0 {
         return None;
     }
-    let last = name.rsplit('.').next().unwrap_or(name);
-    if last.bytes().all(|b| b.is_ascii_digit()) {
-        // `127.1`, `1.2.3.256`: browsers read these as (bad) IPv4 addresses, never as names.
-        return None;
+    if label_digits {
+        // An IPv4 literal. Anything else with a numeric last label (`127.1`, `1.2.3.256`)
+        // browsers read as a (bad) IPv4 address, never as a name.
+        return name.parse::<Ipv4Addr>().ok().map(|ip| Parsed::Ip(IpAddr::V4(ip)));
     }
-    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+    if upper {
         Some(Parsed::Name(Cow::Owned(name.to_ascii_lowercase())))
     } else {
         Some(Parsed::Name(Cow::Borrowed(name)))
@@ -407,11 +420,18 @@ mod tests {
             ("acme/x.app.com", None),
             ("[::1", None),
             ("[::1]x", None),
+            ("1.2.3.4.5", None),
+            ("10.0.0.1.", Some(Host::Ip("10.0.0.1".parse().unwrap()))),
+            ("acme.4ever", name("acme.4ever")),
+            ("A-1.b_2.COM", name("a-1.b_2.com")),
+            ("acme.app.com-", name("acme.app.com-")),
         ];
         for (raw, expected) in cases {
             assert_eq!(&normalize_host(raw), expected, "{raw:?}");
         }
         assert_eq!(normalize_host(&format!("{}.com", "a".repeat(64))), None);
+        let longest_label = format!("{}.com", "a".repeat(63));
+        assert_eq!(normalize_host(&longest_label), name(&longest_label));
         assert_eq!(normalize_host(&format!("{}.com", "a.".repeat(130))), None);
     }
 

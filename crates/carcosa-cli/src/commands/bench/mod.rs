@@ -1,24 +1,45 @@
-//! `carcosa bench …`: measurements against the design's performance targets.
+//! `carcosa bench …`: measurements against the design's performance targets (DESIGN §7).
 //!
-//! Each scenario starts a real server in this process on a scratch database (SQLite, and
-//! PostgreSQL when `--postgres-url` is given), drives it over HTTP from this process, and prints
-//! the numbers. Nothing here asserts a speed: the results go into `docs/BENCHMARKS.md`.
-
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+//! `carcosa bench` (or `carcosa bench all`) runs the whole suite: every scenario starts a real
+//! server in this process on a scratch database (SQLite, and PostgreSQL when `--postgres-url` is
+//! given), drives it from this process, and prints the numbers beside the baselines measured in
+//! the same run. `--quick` runs everything briefly (CI runs it as a smoke test). `bench webhooks`
+//! and `bench sync` run one part on its own. Nothing here asserts a speed: the results go into
+//! `docs/BENCHMARKS.md`.
 
 use anyhow::Context;
-use carcosa_server::Config;
-use carcosa_server::config::{DatabaseUrl, SecretString};
-use chrono::{DateTime, Utc};
 use clap::Subcommand;
-use serde::Serialize;
-use serde_json::json;
-use tokio::sync::{Semaphore, oneshot};
+
+mod baseline;
+mod growth;
+mod layer;
+mod load;
+mod memory;
+mod scenarios;
+mod server;
+mod stats;
+mod suite;
+mod sync;
+mod webhooks;
+
+pub use suite::SuiteArgs;
+
+/// `carcosa bench [SUBCOMMAND] [SUITE FLAGS]`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    suite: SuiteArgs,
+}
 
 /// Benchmark scenarios.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole suite (the default): HTTP scenarios beside their baselines, webhooks, sync,
+    /// the detection layer, and with `--growth` the same at growing numbers of tenants.
+    All(SuiteArgs),
     /// Webhook latency: a tenant change commits → a local receiver has the signed delivery.
     /// Creates tenants at a steady rate and measures each event's commit-to-receipt time.
     Webhooks {
@@ -58,54 +79,36 @@ pub enum Command {
     },
 }
 
-/// Runs a scenario.
-pub async fn run(command: Command) -> anyhow::Result<()> {
-    let (rate, seconds, warmup, postgres_url, json) = match command {
+/// Runs the suite or one part of it.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let command = args.command.unwrap_or(Command::All(args.suite));
+    match command {
+        Command::All(suite) => suite::run(suite).await,
         Command::Webhooks { rate, seconds, warmup, postgres_url, json } => {
-            (rate, seconds, warmup, postgres_url, json)
+            let mut results = vec![webhooks::webhook_latency("sqlite", None, rate, warmup, seconds).await?];
+            if let Some(admin) = postgres_url {
+                results
+                    .push(webhooks::webhook_latency("postgres", Some(&admin), rate, warmup, seconds).await?);
+            }
+            webhooks::print_table(&results)?;
+            write_json(json.as_deref(), &results)
         }
         Command::Sync { tenants, events, postgres_url, json } => {
             let result = sync::sync_throughput(tenants, events, postgres_url.as_deref()).await?;
             sync::print_table(std::slice::from_ref(&result))?;
-            if let Some(path) = json {
-                std::fs::write(&path, serde_json::to_vec_pretty(&result)?)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-            }
-            return Ok(());
+            write_json(json.as_deref(), &result)
         }
-    };
-    let mut results = Vec::new();
-    results.push(webhook_latency("sqlite", None, rate, warmup, seconds).await?);
-    if let Some(admin) = postgres_url {
-        results.push(webhook_latency("postgres", Some(&admin), rate, warmup, seconds).await?);
     }
-    print_table(&results)?;
-    if let Some(path) = json {
-        std::fs::write(&path, serde_json::to_vec_pretty(&results)?)
+}
+
+/// Writes `value` as pretty JSON to `path`, when there is one.
+fn write_json(path: Option<&std::path::Path>, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, serde_json::to_vec_pretty(value)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }
-
-/// Each delivery's event time and arrival time.
-type Arrivals = Arc<Mutex<Vec<(DateTime<Utc>, DateTime<Utc>)>>>;
-
-/// The numbers of one run.
-#[derive(Debug, Serialize)]
-struct WebhookResult {
-    backend: &'static str,
-    target_rate: u32,
-    achieved_rate: f64,
-    events: usize,
-    p50_ms: f64,
-    p90_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
-    create_p50_ms: f64,
-    create_p99_ms: f64,
-}
-
-mod sync;
 
 /// A scratch database for one run.
 struct Scratch {
@@ -138,7 +141,9 @@ async fn scratch(backend: &str, admin: Option<&str>) -> anyhow::Result<Scratch> 
         }
         Some(admin) => {
             use sqlx_free::create_database;
-            let name = format!("carcosa_bench_{}", std::process::id());
+            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let name = format!("carcosa_bench_{}_{n}", std::process::id());
             let url = create_database(admin, &name)
                 .await
                 .with_context(|| format!("cannot create the {backend} scratch database"))?;
@@ -167,194 +172,5 @@ mod sqlx_free {
         let status = std::process::Command::new("psql").args([admin, "-qc", sql]).status().context("psql")?;
         anyhow::ensure!(status.success(), "psql failed: {sql}");
         Ok(())
-    }
-}
-
-async fn webhook_latency(
-    backend: &'static str,
-    admin: Option<&str>,
-    rate: u32,
-    warmup: u64,
-    seconds: u64,
-) -> anyhow::Result<WebhookResult> {
-    eprintln!("webhooks on {backend}: {rate} changes/s, {warmup} s warm-up, {seconds} s measured");
-    let db = scratch(backend, admin).await?;
-    let config = Config {
-        database_url: DatabaseUrl(db.url.clone()),
-        master_key: Some(SecretString("Y2FyY29zYS1iZW5jaG1hcmstbWFzdGVyLWtleS0zMmI=".into())),
-        webhook_allow_private: true,
-        database_max_connections: 20,
-        // The bench drives one key far past the default rate limit on purpose.
-        rate_limit_per_second: 0,
-        ..Config::default()
-    };
-    let store = carcosa_server::open_store(&config).await?;
-    let (_, _, key) = store.create_project("bench", &crate::commands::audit_context()).await?;
-    let key = key.expose();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(carcosa_server::serve_with_store(store, config, listener, async move {
-        let _ = stopped.await;
-    }));
-
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        if server.is_finished() {
-            server.await??;
-            anyhow::bail!("the server stopped before it was ready");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let received: Arrivals = Arc::default();
-    let hook = start_receiver(received.clone()).await?;
-    let endpoint = client
-        .post(format!("{base}/v1/webhook-endpoints"))
-        .bearer_auth(&key)
-        .json(&json!({"url": hook}))
-        .send()
-        .await?;
-    anyhow::ensure!(endpoint.status() == 201, "creating the endpoint failed: {}", endpoint.text().await?);
-
-    // Steady arrivals: one create every 1/rate s, at most 256 in flight.
-    let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
-    let total = Duration::from_secs(warmup + seconds);
-    let in_flight = Arc::new(Semaphore::new(256));
-    let create_times: Arc<Mutex<Vec<f64>>> = Arc::default();
-    let started = Instant::now();
-    let measure_from = Utc::now() + chrono::TimeDelta::seconds(i64::try_from(warmup)?);
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut sent = 0_u64;
-    let mut tasks = tokio::task::JoinSet::new();
-    while started.elapsed() < total {
-        ticker.tick().await;
-        let permit = in_flight.clone().acquire_owned().await?;
-        let (client, base, key, times) = (client.clone(), base.clone(), key.clone(), create_times.clone());
-        sent += 1;
-        let n = sent;
-        tasks.spawn(async move {
-            let t = Instant::now();
-            let ok = client
-                .post(format!("{base}/v1/tenants"))
-                .bearer_auth(&key)
-                .json(&json!({"name": format!("Bench {n}")}))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 201);
-            if ok {
-                times.lock().unwrap().push(t.elapsed().as_secs_f64() * 1000.0);
-            }
-            drop(permit);
-        });
-    }
-    while tasks.join_next().await.is_some() {}
-    let elapsed = started.elapsed();
-    // Let the last deliveries arrive.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while received.lock().unwrap().len() < usize::try_from(sent)? && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = stop.send(());
-    server.await??;
-    if let Some((admin, name)) = &db.drop_pg {
-        sqlx_free::drop_database(admin, name)?;
-    }
-
-    let mut latencies: Vec<f64> = received
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(occurred, _)| *occurred >= measure_from)
-        .map(|(occurred, at)| (*at - *occurred).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0)
-        .collect();
-    latencies.sort_by(f64::total_cmp);
-    let mut creates = create_times.lock().unwrap().clone();
-    creates.sort_by(f64::total_cmp);
-    Ok(WebhookResult {
-        backend,
-        target_rate: rate,
-        achieved_rate: sent as f64 / elapsed.as_secs_f64(),
-        events: latencies.len(),
-        p50_ms: percentile(&latencies, 50.0),
-        p90_ms: percentile(&latencies, 90.0),
-        p99_ms: percentile(&latencies, 99.0),
-        max_ms: latencies.last().copied().unwrap_or(f64::NAN),
-        create_p50_ms: percentile(&creates, 50.0),
-        create_p99_ms: percentile(&creates, 99.0),
-    })
-}
-
-/// A receiver that records, for each delivery, the event's `occurred_at` and the arrival time.
-async fn start_receiver(received: Arrivals) -> anyhow::Result<String> {
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let received = received.clone();
-            async move {
-                let at = Utc::now();
-                let occurred = serde_json::from_slice::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|e| {
-                        e["occurred_at"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    })
-                    .map(|t| t.with_timezone(&Utc));
-                if let Some(occurred) = occurred {
-                    received.lock().unwrap().push((occurred, at));
-                }
-                axum::http::StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/hook", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(url)
-}
-
-/// The `p`-th percentile of sorted values (nearest rank).
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn print_table(results: &[WebhookResult]) -> anyhow::Result<()> {
-    super::print_line(
-        "| backend | target/s | achieved/s | events | p50 ms | p90 ms | p99 ms | max ms | create p50 ms | create p99 ms |",
-    )?;
-    super::print_line("|---|---|---|---|---|---|---|---|---|---|")?;
-    for r in results {
-        super::print_line(&format!(
-            "| {} | {} | {:.0} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
-            r.backend,
-            r.target_rate,
-            r.achieved_rate,
-            r.events,
-            r.p50_ms,
-            r.p90_ms,
-            r.p99_ms,
-            r.max_ms,
-            r.create_p50_ms,
-            r.create_p99_ms
-        ))?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percentile;
-
-    #[test]
-    fn percentiles_use_the_nearest_rank() {
-        let values: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&values, 50.0), 50.0);
-        assert_eq!(percentile(&values, 99.0), 99.0);
-        assert_eq!(percentile(&values, 100.0), 100.0);
-        assert_eq!(percentile(&[7.0], 50.0), 7.0);
-        assert!(percentile(&[], 50.0).is_nan());
     }
 }

@@ -140,7 +140,7 @@ pub(super) async fn sync_throughput(
 }
 
 /// Creates `count` tenants named from `first` on, 1,000 per transaction; returns their ids.
-async fn seed(
+pub(super) async fn seed(
     store: &Store,
     project: ProjectId,
     first: u64,
