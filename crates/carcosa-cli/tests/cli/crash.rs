@@ -52,7 +52,9 @@ async fn until_answered(
     }
 }
 
-async fn crash_while_writing(env: Vec<(String, String)>) {
+async fn crash_while_writing(mut env: Vec<(String, String)>) {
+    // The writers go as fast as the server lets them, far past the default rate limit.
+    env.push(("CARCOSA_RATE_LIMIT_PER_SECOND".into(), "0".into()));
     let dir = tempfile::tempdir().unwrap();
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let created = run(carcosa(dir.path())
